@@ -1,0 +1,343 @@
+"""Handlers of the OCI Distribution API v1.1 (distribution-spec ``spec.md``).
+
+Each handler parses, authorizes through :func:`repository_access`, makes one service call and
+responds. Access is declared at the route: the action follows from the HTTP method.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator, Awaitable, Callable
+from urllib.parse import quote
+
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from cargobay.api.oci.errors import API_VERSION_HEADER
+from cargobay.api.oci.responses import BlobResponse, parse_range
+from cargobay.auth.access import ANONYMOUS, CATALOG, Access, Principal, authorize
+from cargobay.errors import (
+    BlobUploadInvalid,
+    DigestInvalid,
+    ManifestTooLarge,
+    ManifestUnknown,
+    PaginationInvalid,
+    SizeInvalid,
+)
+from cargobay.oci import mediatypes as mt
+from cargobay.oci.digest import parse_digest
+from cargobay.oci.names import RepositoryName, parse_name
+from cargobay.services.registry import Registry
+
+Handler = Callable[[Request], Awaitable[Response]]
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+
+
+def registry(request: Request) -> Registry:
+    reg: Registry = request.app.state.registry
+    return reg
+
+
+def principal(request: Request) -> Principal:
+    return ANONYMOUS
+
+
+def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Response]]) -> Handler:
+    """Declare: this route acts on repository ``{name}``; the HTTP method names the action."""
+
+    async def guarded(request: Request) -> Response:
+        name = parse_name(request.path_params["name"])
+        authorize(principal(request), Access.repository(name, request.method))
+        return await handler(request, name)
+
+    guarded.__doc__ = handler.__doc__
+    guarded.__name__ = handler.__name__
+    return guarded
+
+
+async def body_chunks(request: Request) -> AsyncIterator[bytes]:
+    async for chunk in request.stream():
+        if chunk:
+            yield chunk
+
+
+def content_length(request: Request) -> int | None:
+    value = request.headers.get("content-length")
+    if value is None:
+        return None
+    if not value.isdigit():
+        raise SizeInvalid("invalid Content-Length", {"content-length": value[:40]})
+    return int(value)
+
+
+def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
+    return {
+        "Location": f"/v2/{name}/blobs/uploads/{upload_id}",
+        "Range": f"0-{max(size - 1, 0)}",
+        "Docker-Upload-UUID": upload_id,
+        "Content-Length": "0",
+    }
+
+
+def blob_created(name: str, digest: str) -> Response:
+    return Response(
+        status_code=201,
+        headers={
+            "Location": f"/v2/{name}/blobs/{digest}",
+            "Docker-Content-Digest": digest,
+            "Content-Length": "0",
+        },
+    )
+
+
+def page_size(request: Request, maximum: int) -> int:
+    raw = request.query_params.get("n")
+    if raw is None or raw == "":
+        return maximum
+    if not raw.isdigit():
+        raise PaginationInvalid("n must be a non-negative integer", {"n": raw[:40]})
+    return min(int(raw), maximum)
+
+
+def link_header(path: str, n: int, last: str) -> str:
+    return f'<{path}?n={n}&last={quote(last, safe="")}>; rel="next"'
+
+
+# -- base -------------------------------------------------------------------------------------
+
+
+async def base(request: Request) -> Response:
+    """spec.md "Determining support": ``GET /v2/`` is 200 when the API is available."""
+    authorize(principal(request), Access("registry", "base", frozenset()))
+    return Response(b"{}", media_type="application/json", headers=dict([API_VERSION_HEADER]))
+
+
+# -- blobs ------------------------------------------------------------------------------------
+
+
+@repository_access
+async def blob(request: Request, name: RepositoryName) -> Response:
+    """spec.md "Pulling blobs" (GET/HEAD, with Range) and "Deleting blobs" (DELETE)."""
+    reg = registry(request)
+    digest = parse_digest(request.path_params["digest"])
+    if request.method == "DELETE":
+        await reg.blobs.delete(name, digest)
+        return Response(status_code=202, headers={"Content-Length": "0"})
+    info = await reg.blobs.info(name, digest)
+    etag = f'"{digest}"'
+    if request.headers.get("if-none-match") in (etag, digest):
+        return Response(status_code=304, headers={"ETag": etag, "Docker-Content-Digest": digest})
+    byte_range = parse_range(request.headers.get("range"), info.size)
+    return BlobResponse(info, reg.blobs, byte_range, head=request.method == "HEAD")  # type: ignore[return-value]
+
+
+# -- uploads ----------------------------------------------------------------------------------
+
+
+@repository_access
+async def upload_start(request: Request, name: RepositoryName) -> Response:
+    """spec.md "Pushing blobs": POST starts a session, uploads monolithically (``?digest=``)
+    or mounts a blob from another repository (``?mount=&from=``)."""
+    reg = registry(request)
+    params = request.query_params
+    mount, source = params.get("mount"), params.get("from")
+    if mount and source:
+        digest = parse_digest(mount)
+        source_name = parse_name(source)
+        try:
+            authorize(principal(request), Access.repository(source_name, "GET"))
+            mounted = await reg.blobs.mount(name, digest, source_name)
+        except Exception:  # an inaccessible source falls back to an upload session
+            mounted = False
+        if mounted:
+            return blob_created(name, digest)
+    elif params.get("digest") is not None:
+        digest = parse_digest(params["digest"])
+        await reg.uploads.upload(name, digest, body_chunks(request), content_length(request))
+        return blob_created(name, digest)
+    status = await reg.uploads.start(name)
+    return Response(status_code=202, headers=upload_headers(name, status.id, 0))
+
+
+def _chunk_range(request: Request) -> tuple[int | None, int | None]:
+    """``(start, length)`` from ``Content-Range``, or ``(None, None)`` for a streamed body."""
+    header = request.headers.get("content-range")
+    if not header:
+        return None, None
+    match = _CONTENT_RANGE.fullmatch(header.strip())
+    if not match:
+        raise BlobUploadInvalid("invalid Content-Range", {"content-range": header[:80]})
+    start, end = int(match.group(1)), int(match.group(2))
+    if end < start:
+        raise BlobUploadInvalid("invalid Content-Range", {"content-range": header[:80]})
+    length = end - start + 1
+    declared = content_length(request)
+    if declared is not None and declared != length:
+        raise SizeInvalid(
+            "Content-Length does not match Content-Range",
+            {"content-length": declared, "content-range": header[:80]},
+        )
+    return start, length
+
+
+@repository_access
+async def upload_session(request: Request, name: RepositoryName) -> Response:
+    """spec.md "Pushing a blob in chunks" (PATCH), "upload status" (GET), closing the upload
+    with ``PUT ?digest=`` (optionally with a last chunk) and cancelling it (DELETE)."""
+    reg = registry(request)
+    upload_id = request.path_params["upload_id"]
+    method = request.method
+    if method in ("GET", "HEAD"):
+        status = await reg.uploads.status(name, upload_id)
+        return Response(status_code=204, headers=upload_headers(name, upload_id, status.size))
+    if method == "DELETE":
+        await reg.uploads.cancel(name, upload_id)
+        return Response(status_code=204)
+    if method == "PATCH":
+        start, length = _chunk_range(request)
+        status = await reg.uploads.append(
+            name, upload_id, body_chunks(request), start=start, length=length
+        )
+        return Response(status_code=202, headers=upload_headers(name, upload_id, status.size))
+    # PUT
+    raw_digest = request.query_params.get("digest")
+    if not raw_digest:
+        raise DigestInvalid("the digest query parameter is required")
+    digest = parse_digest(raw_digest)
+    start, length = _chunk_range(request)
+    if length is None:
+        length = content_length(request)
+    chunks = body_chunks(request) if length else None
+    await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
+    return blob_created(name, digest)
+
+
+# -- manifests --------------------------------------------------------------------------------
+
+
+async def _read_manifest_body(request: Request, limit: int) -> bytes:
+    declared = content_length(request)
+    if declared is not None and declared > limit:
+        raise ManifestTooLarge(f"manifest exceeds the limit of {limit} bytes", limit=limit)
+    body = bytearray()
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > limit:
+            raise ManifestTooLarge(f"manifest exceeds the limit of {limit} bytes", limit=limit)
+    return bytes(body)
+
+
+@repository_access
+async def manifest(request: Request, name: RepositoryName) -> Response:
+    """spec.md "Pulling manifests" (GET/HEAD), "Pushing manifests" (PUT), "Deleting tags" and
+    "Deleting manifests" (DELETE)."""
+    reg = registry(request)
+    reference = request.path_params["reference"]
+    method = request.method
+    if method == "PUT":
+        body = await _read_manifest_body(request, reg.manifests.max_manifest_size)
+        pushed = await reg.manifests.put(name, reference, body, request.headers.get("content-type"))
+        headers = {
+            "Location": f"/v2/{name}/manifests/{pushed.digest}",
+            "Docker-Content-Digest": pushed.digest,
+            "Content-Length": "0",
+        }
+        if pushed.subject:
+            headers["OCI-Subject"] = pushed.subject
+        return Response(status_code=201, headers=headers)
+    if method == "DELETE":
+        await reg.manifests.delete(name, reference)
+        return Response(status_code=202, headers={"Content-Length": "0"})
+    found = await reg.manifests.get(name, reference)
+    accept = request.headers.get("accept")
+    if found.media_type in mt.INDEXES and not mt.accepts(accept, found.media_type):
+        raise ManifestUnknown(
+            "the manifest is an index, which the Accept header does not allow",
+            {"mediaType": found.media_type, "accept": (accept or "")[:300]},
+        )
+    headers = {
+        "Content-Type": found.media_type,
+        "Content-Length": str(found.size),
+        "Docker-Content-Digest": found.digest,
+        "ETag": f'"{found.digest}"',
+        "X-Content-Type-Options": "nosniff",
+    }
+    if found.subject:
+        headers["OCI-Subject"] = found.subject
+    body = b"" if method == "HEAD" else found.content
+    return Response(body, headers=headers)
+
+
+# -- listings ---------------------------------------------------------------------------------
+
+
+@repository_access
+async def tags_list(request: Request, name: RepositoryName) -> Response:
+    """spec.md "Listing tags": lexical order, ``n`` and ``last``, ``Link`` to the next page."""
+    reg = registry(request)
+    n = page_size(request, reg.max_page_size)
+    last = request.query_params.get("last")
+    tags = (await reg.manifests.tags(name, last=last, limit=n + 1))[: n + 1 if n else 0]
+    headers = {}
+    if len(tags) > n:
+        tags = tags[:n]
+        headers["Link"] = link_header(f"/v2/{name}/tags/list", n, tags[-1])
+    body = json.dumps({"name": name, "tags": tags})
+    return Response(body, media_type="application/json", headers=headers)
+
+
+async def catalog(request: Request) -> Response:
+    """The ``/v2/_catalog`` extension: every repository name, paginated like tags."""
+    authorize(principal(request), CATALOG)
+    reg = registry(request)
+    n = page_size(request, reg.max_page_size)
+    last = request.query_params.get("last")
+    names = await reg.manifests.catalog(last=last, limit=n + 1) if n else []
+    headers = {}
+    if len(names) > n:
+        names = names[:n]
+        headers["Link"] = link_header("/v2/_catalog", n, names[-1])
+    body = json.dumps({"repositories": names})
+    return Response(body, media_type="application/json", headers=headers)
+
+
+@repository_access
+async def referrers(request: Request, name: RepositoryName) -> Response:
+    """spec.md "Listing Referrers": an image index of the manifests whose subject is
+    ``{digest}``, filtered by ``artifactType``; an unknown subject gives an empty index."""
+    reg = registry(request)
+    artifact_type = request.query_params.get("artifactType")
+    found = await reg.manifests.referrers(name, request.path_params["digest"], artifact_type)
+    manifests = []
+    for r in found:
+        descriptor: dict[str, object] = {
+            "mediaType": r.media_type,
+            "digest": r.digest,
+            "size": r.size,
+        }
+        if r.artifact_type:
+            descriptor["artifactType"] = r.artifact_type
+        if r.annotations:
+            descriptor["annotations"] = r.annotations
+        manifests.append(descriptor)
+    body = json.dumps({"schemaVersion": 2, "mediaType": mt.OCI_INDEX, "manifests": manifests})
+    headers = {"OCI-Filters-Applied": "artifactType"} if artifact_type else {}
+    return Response(body, media_type=mt.OCI_INDEX, headers=headers)
+
+
+ROUTES = [
+    Route("/v2/", base, methods=["GET"]),
+    Route("/v2/_catalog", catalog, methods=["GET"]),
+    Route("/v2/{name:path}/blobs/uploads/", upload_start, methods=["POST"]),
+    Route(
+        "/v2/{name:path}/blobs/uploads/{upload_id}",
+        upload_session,
+        methods=["GET", "PATCH", "PUT", "DELETE"],
+    ),
+    Route("/v2/{name:path}/blobs/{digest}", blob, methods=["GET", "DELETE"]),
+    Route("/v2/{name:path}/manifests/{reference}", manifest, methods=["GET", "PUT", "DELETE"]),
+    Route("/v2/{name:path}/tags/list", tags_list, methods=["GET"]),
+    Route("/v2/{name:path}/referrers/{digest}", referrers, methods=["GET"]),
+]

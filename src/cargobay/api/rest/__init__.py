@@ -1,0 +1,1 @@
+"""The GitHub-compatible REST API (``/api/v3``)."""

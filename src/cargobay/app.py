@@ -1,0 +1,97 @@
+"""create_app(settings): the only place where backends and services are built and routes mounted."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+import anyio
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+
+from cargobay.api.oci.errors import handle_domain_error, handle_http_error
+from cargobay.api.oci.routes import ROUTES
+from cargobay.errors import CargobayError
+from cargobay.metadata.engine import make_engine, pending_migrations
+from cargobay.metadata.sql import SqlMetadata
+from cargobay.services.blobs import BlobService
+from cargobay.services.manifests import ManifestService
+from cargobay.services.registry import Registry
+from cargobay.services.uploads import UploadService
+from cargobay.settings import Settings, load_settings
+from cargobay.storage.base import BlobStore
+from cargobay.storage.filesystem import FilesystemBlobStore
+from cargobay.storage.memory import MemoryBlobStore
+
+log = logging.getLogger("cargobay")
+
+
+def build_blob_store(settings: Settings) -> BlobStore:
+    if settings.blob_store == "filesystem":
+        return FilesystemBlobStore(settings.data_dir)
+    if settings.blob_store == "memory":
+        return MemoryBlobStore()
+    raise ValueError(f"unknown blob store {settings.blob_store!r}")
+
+
+def build_metadata(settings: Settings) -> SqlMetadata:
+    """The metadata stores. Refuses a database whose schema is not at the newest revision."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    engine = make_engine(settings.resolved_database_url)
+    if pending_migrations(engine):
+        engine.dispose()
+        raise SystemExit(
+            "cargobay: the database schema is not up to date; run `cargobay migrate` first"
+        )
+    return SqlMetadata(engine)
+
+
+def build_registry(settings: Settings, metadata: SqlMetadata, store: BlobStore) -> Registry:
+    return Registry(
+        blobs=BlobService(store, metadata.blobs),
+        uploads=UploadService(
+            store,
+            metadata.uploads,
+            metadata.blobs,
+            max_blob_size=settings.max_blob_size,
+            timeout=settings.upload_timeout,
+        ),
+        manifests=ManifestService(
+            metadata.manifests, metadata.repositories, max_manifest_size=settings.max_manifest_size
+        ),
+        max_page_size=settings.max_page_size,
+    )
+
+
+async def _sweep_uploads(registry: Registry, interval: float) -> None:
+    while True:
+        await anyio.sleep(interval)
+        try:
+            await registry.uploads.purge_expired()
+        except Exception:
+            log.exception("sweeping expired uploads failed")
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    store = build_blob_store(settings)
+    metadata = build_metadata(settings)
+    registry = build_registry(settings, metadata, store)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(_sweep_uploads, registry, settings.upload_sweep_interval)
+            yield
+            tasks.cancel_scope.cancel()
+        metadata.close()
+
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={CargobayError: handle_domain_error, HTTPException: handle_http_error},
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    return app

@@ -1,0 +1,1 @@
+"""Principals, access requests and the one authorize() decision."""

@@ -1,0 +1,108 @@
+"""Domain errors. They carry no HTTP: the API layers map them to their own error tables."""
+
+from __future__ import annotations
+
+
+class CargobayError(Exception):
+    """Base of every domain error. ``detail`` is optional structured context for the client."""
+
+    def __init__(self, message: str = "", detail: object = None) -> None:
+        super().__init__(message or self.__class__.__doc__ or self.__class__.__name__)
+        self.message = message or (self.__class__.__doc__ or self.__class__.__name__).strip()
+        self.detail = detail
+
+
+class NameInvalid(CargobayError):
+    """invalid repository name"""
+
+
+class NameUnknown(CargobayError):
+    """repository name not known to registry"""
+
+
+class DigestInvalid(CargobayError):
+    """provided digest did not match uploaded content"""
+
+
+class Unsupported(CargobayError):
+    """the operation is unsupported"""
+
+
+class BlobUnknown(CargobayError):
+    """blob unknown to registry"""
+
+
+class BlobUploadUnknown(CargobayError):
+    """blob upload unknown to registry"""
+
+
+class BlobUploadInvalid(CargobayError):
+    """blob upload invalid"""
+
+
+class UploadOffsetMismatch(CargobayError):
+    """the chunk does not start where the upload ends"""
+
+    def __init__(self, message: str = "", *, size: int) -> None:
+        super().__init__(message, {"size": size})
+        self.size = size
+
+
+class RangeInvalid(CargobayError):
+    """the requested range cannot be satisfied"""
+
+    def __init__(self, message: str = "", *, size: int) -> None:
+        super().__init__(message, {"size": size})
+        self.size = size
+
+
+class SizeInvalid(CargobayError):
+    """provided length did not match content length"""
+
+
+class TooLarge(CargobayError):
+    """content exceeds the configured size limit"""
+
+    def __init__(self, message: str = "", *, limit: int) -> None:
+        super().__init__(message, {"limit": limit})
+        self.limit = limit
+
+
+class ManifestInvalid(CargobayError):
+    """manifest invalid"""
+
+
+class ManifestTooLarge(TooLarge):
+    """manifest exceeds the configured size limit"""
+
+
+class ManifestBlobUnknown(CargobayError):
+    """manifest references a manifest or blob unknown to registry"""
+
+
+class ManifestUnknown(CargobayError):
+    """manifest unknown to registry"""
+
+
+class ManifestChildUnknown(ManifestUnknown):
+    """an index references a manifest unknown to the repository"""
+
+
+class TagInvalid(CargobayError):
+    """invalid tag"""
+
+
+class PaginationInvalid(CargobayError):
+    """invalid number of results requested"""
+
+
+class Unauthenticated(CargobayError):
+    """authentication required"""
+
+
+class Denied(CargobayError):
+    """requested access to the resource is denied"""
+
+
+class Unavailable(CargobayError):
+    """a backing service is unavailable"""

@@ -1,0 +1,1 @@
+"""Metadata: the only code that writes SQL. Protocols and value types in :mod:`.base`."""

@@ -1,0 +1,380 @@
+"""SQL implementation of the metadata stores (SQLite and PostgreSQL through SQLAlchemy Core).
+
+Store methods are ``async`` for the protocol; on SQLite the statements are short local calls and
+run inline on the event loop (a thread hop would cost more than the query).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
+from cargobay.metadata.base import Manifest, NewManifest, Referrer, Upload
+from cargobay.metadata.schema import (
+    blob_links,
+    manifest_refs,
+    manifests,
+    repositories,
+    tags,
+    uploads,
+)
+from cargobay.oci.digest import Digest
+from cargobay.oci.names import RepositoryName, Tag
+
+
+def now() -> datetime:
+    return datetime.now(UTC)
+
+
+def _aware(value: datetime) -> datetime:
+    return value if value.tzinfo else value.replace(tzinfo=UTC)
+
+
+class _Database:
+    def __init__(self, engine: sa.Engine) -> None:
+        self.engine = engine
+        self.dialect = engine.dialect.name
+        self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+
+    @contextlib.contextmanager
+    def write(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as connection:
+            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+            with connection.begin():
+                yield connection
+
+    @contextlib.contextmanager
+    def read(self) -> Iterator[sa.Connection]:
+        with self.engine.connect() as connection:
+            yield connection
+
+    def repository_id(self, connection: sa.Connection, name: str) -> int | None:
+        return connection.execute(
+            sa.select(repositories.c.id).where(repositories.c.name == name)
+        ).scalar()
+
+    def ensure_repository(self, connection: sa.Connection, name: str) -> int:
+        connection.execute(
+            self._insert(repositories)
+            .values(name=name, created_at=now())
+            .on_conflict_do_nothing(index_elements=["name"])
+        )
+        repository_id = self.repository_id(connection, name)
+        assert repository_id is not None
+        return repository_id
+
+    def upsert(self, table: sa.Table, keys: list[str], values: dict[str, Any]) -> Any:
+        stmt = self._insert(table).values(**values)
+        return stmt.on_conflict_do_update(
+            index_elements=keys, set_={k: v for k, v in values.items() if k not in keys}
+        )
+
+
+class SqlRepositoryStore:
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+
+    async def exists(self, name: RepositoryName) -> bool:
+        with self.db.read() as c:
+            return self.db.repository_id(c, name) is not None
+
+    async def list_names(self, *, last: str | None, limit: int) -> list[RepositoryName]:
+        stmt = sa.select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+        if last is not None:
+            stmt = stmt.where(repositories.c.name > last)
+        with self.db.read() as c:
+            return [RepositoryName(n) for n in c.execute(stmt).scalars()]
+
+
+class SqlBlobLinkStore:
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+
+    async def linked_size(self, repository: RepositoryName, digest: Digest) -> int | None:
+        stmt = (
+            sa.select(blob_links.c.size)
+            .join(repositories, repositories.c.id == blob_links.c.repository_id)
+            .where(repositories.c.name == repository, blob_links.c.digest == digest)
+        )
+        with self.db.read() as c:
+            size = c.execute(stmt).scalar()
+        return None if size is None else int(size)
+
+    async def link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
+        with self.db.write() as c:
+            repository_id = self.db.ensure_repository(c, repository)
+            c.execute(
+                self.db._insert(blob_links)
+                .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
+                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+            )
+
+    async def unlink(self, repository: RepositoryName, digest: Digest) -> bool:
+        with self.db.write() as c:
+            repository_id = self.db.repository_id(c, repository)
+            if repository_id is None:
+                return False
+            result = c.execute(
+                sa.delete(blob_links).where(
+                    blob_links.c.repository_id == repository_id, blob_links.c.digest == digest
+                )
+            )
+            return result.rowcount > 0
+
+
+_MANIFEST_COLUMNS = (
+    manifests.c.digest,
+    manifests.c.media_type,
+    manifests.c.size,
+    manifests.c.content,
+    manifests.c.subject,
+    manifests.c.artifact_type,
+    manifests.c.created_at,
+)
+
+
+class SqlManifestStore:
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+        self._by_digest = (
+            sa.select(*_MANIFEST_COLUMNS)
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(
+                repositories.c.name == sa.bindparam("repository"),
+                manifests.c.digest == sa.bindparam("reference"),
+            )
+        )
+        self._by_tag = (
+            sa.select(*_MANIFEST_COLUMNS)
+            .select_from(tags)
+            .join(repositories, repositories.c.id == tags.c.repository_id)
+            .join(manifests, manifests.c.id == tags.c.manifest_id)
+            .where(
+                repositories.c.name == sa.bindparam("repository"),
+                tags.c.name == sa.bindparam("reference"),
+            )
+        )
+
+    async def get(self, repository: RepositoryName, reference: Digest | Tag) -> Manifest | None:
+        stmt = self._by_digest if ":" in reference else self._by_tag
+        with self.db.read() as c:
+            row = c.execute(stmt, {"repository": repository, "reference": reference}).first()
+        if row is None:
+            return None
+        return Manifest(
+            repository=repository,
+            digest=Digest(row.digest),
+            media_type=row.media_type,
+            size=int(row.size),
+            content=bytes(row.content),
+            subject=Digest(row.subject) if row.subject else None,
+            artifact_type=row.artifact_type,
+            created_at=_aware(row.created_at),
+        )
+
+    def _missing(
+        self, c: sa.Connection, table: sa.Table, repository_id: int, digests: Sequence[Digest]
+    ) -> list[Digest]:
+        wanted = set(digests)
+        if not wanted:
+            return []
+        found = set(
+            c.execute(
+                sa.select(table.c.digest).where(
+                    table.c.repository_id == repository_id, table.c.digest.in_(wanted)
+                )
+            ).scalars()
+        )
+        return sorted(wanted - found)
+
+    async def put(self, repository: RepositoryName, manifest: NewManifest, tag: Tag | None) -> None:
+        with self.db.write() as c:
+            repository_id = self.db.ensure_repository(c, repository)
+            missing = self._missing(c, blob_links, repository_id, manifest.blobs)
+            if missing:
+                raise ManifestBlobUnknown(
+                    f"blob unknown to registry: {missing[0]}", {"digest": missing[0]}
+                )
+            missing = self._missing(c, manifests, repository_id, manifest.manifests)
+            if missing:
+                raise ManifestChildUnknown(
+                    f"manifest unknown to registry: {missing[0]}", {"digest": missing[0]}
+                )
+            manifest_id = c.execute(
+                sa.select(manifests.c.id).where(
+                    manifests.c.repository_id == repository_id,
+                    manifests.c.digest == manifest.digest,
+                )
+            ).scalar()
+            if manifest_id is None:
+                manifest_id = c.execute(
+                    sa.insert(manifests)
+                    .values(
+                        repository_id=repository_id,
+                        digest=manifest.digest,
+                        media_type=manifest.media_type,
+                        size=len(manifest.content),
+                        content=manifest.content,
+                        subject=manifest.subject,
+                        artifact_type=manifest.artifact_type,
+                        annotations=manifest.annotations or None,
+                        created_at=now(),
+                    )
+                    .returning(manifests.c.id)
+                ).scalar_one()
+                refs = [
+                    {"manifest_id": manifest_id, "kind": "blob", "digest": d}
+                    for d in set(manifest.blobs)
+                ]
+                refs += [
+                    {"manifest_id": manifest_id, "kind": "manifest", "digest": d}
+                    for d in set(manifest.manifests)
+                ]
+                if refs:
+                    c.execute(sa.insert(manifest_refs), refs)
+            if tag is not None:
+                c.execute(
+                    self.db.upsert(
+                        tags,
+                        ["repository_id", "name"],
+                        {
+                            "repository_id": repository_id,
+                            "name": tag,
+                            "manifest_id": manifest_id,
+                            "updated_at": now(),
+                        },
+                    )
+                )
+
+    async def delete(self, repository: RepositoryName, digest: Digest) -> bool:
+        with self.db.write() as c:
+            repository_id = self.db.repository_id(c, repository)
+            if repository_id is None:
+                return False
+            manifest_id = c.execute(
+                sa.select(manifests.c.id).where(
+                    manifests.c.repository_id == repository_id, manifests.c.digest == digest
+                )
+            ).scalar()
+            if manifest_id is None:
+                return False
+            c.execute(sa.delete(tags).where(tags.c.manifest_id == manifest_id))
+            c.execute(sa.delete(manifest_refs).where(manifest_refs.c.manifest_id == manifest_id))
+            c.execute(sa.delete(manifests).where(manifests.c.id == manifest_id))
+            return True
+
+    async def delete_tag(self, repository: RepositoryName, tag: Tag) -> bool:
+        with self.db.write() as c:
+            repository_id = self.db.repository_id(c, repository)
+            if repository_id is None:
+                return False
+            result = c.execute(
+                sa.delete(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag)
+            )
+            return result.rowcount > 0
+
+    async def list_tags(
+        self, repository: RepositoryName, *, last: str | None, limit: int
+    ) -> list[Tag] | None:
+        with self.db.read() as c:
+            repository_id = self.db.repository_id(c, repository)
+            if repository_id is None:
+                return None
+            stmt = (
+                sa.select(tags.c.name)
+                .where(tags.c.repository_id == repository_id)
+                .order_by(tags.c.name)
+                .limit(limit)
+            )
+            if last is not None:
+                stmt = stmt.where(tags.c.name > last)
+            return [Tag(t) for t in c.execute(stmt).scalars()]
+
+    async def referrers(
+        self, repository: RepositoryName, subject: Digest, artifact_type: str | None
+    ) -> list[Referrer]:
+        stmt = (
+            sa.select(
+                manifests.c.digest,
+                manifests.c.media_type,
+                manifests.c.size,
+                manifests.c.artifact_type,
+                manifests.c.annotations,
+            )
+            .join(repositories, repositories.c.id == manifests.c.repository_id)
+            .where(repositories.c.name == repository, manifests.c.subject == subject)
+            .order_by(manifests.c.created_at, manifests.c.digest)
+        )
+        if artifact_type is not None:
+            stmt = stmt.where(manifests.c.artifact_type == artifact_type)
+        with self.db.read() as c:
+            rows = c.execute(stmt).all()
+        return [
+            Referrer(
+                digest=Digest(r.digest),
+                media_type=r.media_type,
+                size=int(r.size),
+                artifact_type=r.artifact_type,
+                annotations=dict(r.annotations or {}),
+            )
+            for r in rows
+        ]
+
+
+class SqlUploadStore:
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+
+    async def create(self, upload_id: str, repository: RepositoryName) -> Upload:
+        at = now()
+        with self.db.write() as c:
+            c.execute(
+                sa.insert(uploads).values(
+                    id=upload_id, repository=repository, started_at=at, touched_at=at
+                )
+            )
+        return Upload(upload_id, repository, at, at)
+
+    async def get(self, upload_id: str) -> Upload | None:
+        with self.db.read() as c:
+            row = c.execute(sa.select(uploads).where(uploads.c.id == upload_id)).first()
+        if row is None:
+            return None
+        return Upload(
+            row.id, RepositoryName(row.repository), _aware(row.started_at), _aware(row.touched_at)
+        )
+
+    async def touch(self, upload_id: str) -> None:
+        with self.db.write() as c:
+            c.execute(sa.update(uploads).where(uploads.c.id == upload_id).values(touched_at=now()))
+
+    async def delete(self, upload_id: str) -> None:
+        with self.db.write() as c:
+            c.execute(sa.delete(uploads).where(uploads.c.id == upload_id))
+
+    async def expired(self, before: datetime) -> list[str]:
+        with self.db.read() as c:
+            return list(
+                c.execute(sa.select(uploads.c.id).where(uploads.c.touched_at < before)).scalars()
+            )
+
+
+class SqlMetadata:
+    """All SQL stores over one engine."""
+
+    def __init__(self, engine: sa.Engine) -> None:
+        db = _Database(engine)
+        self.engine = engine
+        self.repositories = SqlRepositoryStore(db)
+        self.blobs = SqlBlobLinkStore(db)
+        self.manifests = SqlManifestStore(db)
+        self.uploads = SqlUploadStore(db)
+
+    def close(self) -> None:
+        self.engine.dispose()

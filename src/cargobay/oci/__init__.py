@@ -1,0 +1,1 @@
+"""Pure OCI spec code (standard library only): digests, names, media types, manifest parsing."""

@@ -1,0 +1,1 @@
+"""Use cases with their stores injected. No HTTP here."""

@@ -1,0 +1,54 @@
+"""Reading, mounting and deleting blobs of a repository."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+
+from cargobay.errors import BlobUnknown
+from cargobay.metadata.base import BlobLinkStore
+from cargobay.oci.digest import Digest
+from cargobay.oci.names import RepositoryName
+from cargobay.storage.base import BlobStore
+
+
+@dataclass(frozen=True, slots=True)
+class BlobInfo:
+    digest: Digest
+    size: int
+    #: A local file to send zero-copy, if the store has one.
+    path: str | None
+
+
+class BlobService:
+    def __init__(self, store: BlobStore, links: BlobLinkStore) -> None:
+        self.store = store
+        self.links = links
+
+    async def info(self, repository: RepositoryName, digest: Digest) -> BlobInfo:
+        """The blob as ``repository`` sees it. Raises BlobUnknown if it doesn't link it."""
+        size = await self.links.linked_size(repository, digest)
+        if size is None or await self.store.stat(digest) is None:
+            raise BlobUnknown(detail={"digest": digest})
+        return BlobInfo(digest, size, self.store.local_path(digest))
+
+    async def redirect_url(self, digest: Digest) -> str | None:
+        return await self.store.redirect_url(digest)
+
+    def read(self, digest: Digest, offset: int, length: int) -> AsyncIterator[bytes]:
+        return self.store.read(digest, offset, length)
+
+    async def mount(
+        self, repository: RepositoryName, digest: Digest, source: RepositoryName
+    ) -> bool:
+        """Link a blob of ``source`` into ``repository``. False if ``source`` doesn't have it."""
+        size = await self.links.linked_size(source, digest)
+        if size is None or await self.store.stat(digest) is None:
+            return False
+        await self.links.link(repository, digest, size)
+        return True
+
+    async def delete(self, repository: RepositoryName, digest: Digest) -> None:
+        """Unlink the blob from ``repository``; its bytes stay for others until collected."""
+        if not await self.links.unlink(repository, digest):
+            raise BlobUnknown(detail={"digest": digest})

@@ -1,0 +1,17 @@
+"""The registry's services, built together by the app."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from cargobay.services.blobs import BlobService
+from cargobay.services.manifests import ManifestService
+from cargobay.services.uploads import UploadService
+
+
+@dataclass(frozen=True, slots=True)
+class Registry:
+    blobs: BlobService
+    uploads: UploadService
+    manifests: ManifestService
+    max_page_size: int

@@ -1,0 +1,158 @@
+"""Blob upload sessions: monolithic, streamed, chunked and resumable; expiry of idle ones.
+
+An upload's state lives in the blob store (bytes, running hash) and the metadata store (owner,
+last activity), never in one process: any worker or replica can continue it.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cargobay.errors import BlobUploadUnknown, DigestInvalid, TooLarge
+from cargobay.metadata.base import BlobLinkStore, UploadStore
+from cargobay.oci.digest import Digest
+from cargobay.oci.names import RepositoryName
+from cargobay.storage.base import BlobStore
+from cargobay.storage.uploads import new_upload_id, valid_upload_id
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class UploadStatus:
+    id: str
+    repository: RepositoryName
+    size: int
+
+
+class UploadService:
+    def __init__(
+        self,
+        store: BlobStore,
+        uploads: UploadStore,
+        links: BlobLinkStore,
+        *,
+        max_blob_size: int,
+        timeout: float,
+    ) -> None:
+        self.store = store
+        self.uploads = uploads
+        self.links = links
+        self.max_blob_size = max_blob_size
+        self.timeout = timedelta(seconds=timeout)
+
+    async def start(self, repository: RepositoryName) -> UploadStatus:
+        upload_id = new_upload_id()
+        await self.store.start_upload(upload_id)
+        await self.uploads.create(upload_id, repository)
+        return UploadStatus(upload_id, repository, 0)
+
+    async def _check(self, repository: RepositoryName, upload_id: str) -> None:
+        """Raise BlobUploadUnknown unless ``upload_id`` is a live session of ``repository``."""
+        upload = await self.uploads.get(upload_id) if valid_upload_id(upload_id) else None
+        if upload is None or upload.repository != repository:
+            raise BlobUploadUnknown(detail={"upload": upload_id[:64]})
+        if upload.touched_at < datetime.now(UTC) - self.timeout:
+            await self._discard(upload_id)
+            raise BlobUploadUnknown("blob upload expired", {"upload": upload_id})
+
+    async def _discard(self, upload_id: str) -> None:
+        await self.store.abort(upload_id)
+        await self.uploads.delete(upload_id)
+
+    async def status(self, repository: RepositoryName, upload_id: str) -> UploadStatus:
+        await self._check(repository, upload_id)
+        return UploadStatus(upload_id, repository, await self.store.upload_size(upload_id))
+
+    async def append(
+        self,
+        repository: RepositoryName,
+        upload_id: str,
+        chunks: AsyncIterable[bytes],
+        *,
+        start: int | None,
+        length: int | None,
+    ) -> UploadStatus:
+        """Append a chunk (``start`` given: it must be the current size) or a stream."""
+        await self._check(repository, upload_id)
+        await self.uploads.touch(upload_id)
+        try:
+            size = await self.store.append(
+                upload_id, chunks, offset=start, max_size=self.max_blob_size, length=length
+            )
+        except TooLarge:
+            await self._discard(upload_id)
+            raise
+        finally:
+            await self.uploads.touch(upload_id)
+        return UploadStatus(upload_id, repository, size)
+
+    async def finish(
+        self,
+        repository: RepositoryName,
+        upload_id: str,
+        digest: Digest,
+        chunks: AsyncIterable[bytes] | None = None,
+        *,
+        start: int | None = None,
+        length: int | None = None,
+    ) -> int:
+        """Append the last chunk if any, verify ``digest`` and link the blob. Returns its size.
+
+        On a digest mismatch the session is discarded and nothing is stored.
+        """
+        if chunks is not None:
+            await self.append(repository, upload_id, chunks, start=start, length=length)
+        else:
+            await self._check(repository, upload_id)
+        try:
+            size = await self.store.commit(upload_id, digest)
+        except DigestInvalid:
+            await self._discard(upload_id)
+            raise
+        await self.links.link(repository, digest, size)
+        await self.uploads.delete(upload_id)
+        return size
+
+    async def upload(
+        self,
+        repository: RepositoryName,
+        digest: Digest,
+        chunks: AsyncIterable[bytes],
+        length: int | None,
+    ) -> int:
+        """A monolithic upload: the whole blob in one request. Nothing is kept on failure."""
+        status = await self.start(repository)
+        try:
+            return await self.finish(repository, status.id, digest, chunks, length=length)
+        except BaseException:
+            await self._discard(status.id)
+            raise
+
+    async def cancel(self, repository: RepositoryName, upload_id: str) -> None:
+        await self._check(repository, upload_id)
+        await self._discard(upload_id)
+
+    async def purge_expired(self) -> int:
+        """Remove sessions idle longer than the timeout, with their data. Returns how many."""
+        cutoff = datetime.now(UTC) - self.timeout
+        cutoff_epoch = cutoff.timestamp()
+        removed = 0
+        recent: set[str] = set()
+        async for upload_id, modified in self.store.iter_uploads():
+            if modified >= cutoff_epoch:
+                recent.add(upload_id)  # bytes are still arriving, or it just started
+                continue
+            upload = await self.uploads.get(upload_id)
+            if upload is None or upload.touched_at < cutoff:
+                await self._discard(upload_id)
+                removed += 1
+        for upload_id in await self.uploads.expired(cutoff):
+            if upload_id not in recent:
+                await self._discard(upload_id)
+        if removed:
+            log.info("removed %d expired uploads", removed)
+        return removed

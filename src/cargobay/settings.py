@@ -1,0 +1,81 @@
+"""Typed settings: environment variables ``CARGOBAY_*``, an optional TOML file, then defaults.
+
+Backends are chosen here by name; only :mod:`cargobay.app` builds them.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+GIB = 1024**3
+MIB = 1024**2
+
+
+class Settings(BaseSettings):
+    """Everything an operator can set; each field is also ``CARGOBAY_<FIELD>`` in the env."""
+
+    model_config = SettingsConfigDict(env_prefix="CARGOBAY_", extra="forbid")
+
+    host: str = "127.0.0.1"
+    port: int = Field(default=5000, ge=0, le=65535)
+    workers: int = Field(default=1, ge=1, le=256)
+    data_dir: Path = Path("./cargobay-data")
+
+    #: ``sqlite`` (a file in ``data_dir``) or a SQLAlchemy URL.
+    database_url: str = ""
+    #: ``filesystem`` (under ``data_dir``) or ``memory`` (tests only).
+    blob_store: str = "filesystem"
+
+    #: Largest blob accepted, in bytes (10 GB by default).
+    max_blob_size: int = Field(default=10 * 1000**3, ge=1)
+    #: Largest manifest accepted, in bytes.
+    max_manifest_size: int = Field(default=4 * MIB, ge=1024)
+    #: An upload session idle this many seconds expires and its data is removed.
+    upload_timeout: float = Field(default=600.0, gt=0)
+    #: How often expired uploads are swept, in seconds.
+    upload_sweep_interval: float = Field(default=60.0, gt=0)
+    #: Largest page of tags or repositories a client may ask for.
+    max_page_size: int = Field(default=10_000, ge=1)
+
+    #: Public base URL of the registry (``http://host:port`` when empty).
+    base_url: str = ""
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        config_file = os.environ.get("CARGOBAY_CONFIG")
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+    @property
+    def resolved_database_url(self) -> str:
+        if self.database_url and self.database_url != "sqlite":
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'cargobay.db').resolve()}"
+
+    @property
+    def public_base_url(self) -> str:
+        return self.base_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Settings from the environment and ``$CARGOBAY_CONFIG``; ``overrides`` win (CLI flags)."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

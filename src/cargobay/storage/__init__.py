@@ -1,0 +1,1 @@
+"""Blob storage: bytes only, content-addressed. See :mod:`cargobay.storage.base`."""
