@@ -89,12 +89,23 @@ def start_cargobay(
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     log = log_path.open("ab")
     cmd = [
-        sys.executable, "-m", "cargobay", "serve",
-        "--host", "127.0.0.1", "--port", str(port),
-        "--data-dir", str(data_dir), "--workers", str(workers),
+        sys.executable,
+        "-m",
+        "cargobay",
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--data-dir",
+        str(data_dir),
+        "--workers",
+        str(workers),
     ]
     proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
-    server = Server("127.0.0.1", port, data_dir, proc, env=_settings_env(settings), log_path=log_path)
+    server = Server(
+        "127.0.0.1", port, data_dir, proc, env=_settings_env(settings), log_path=log_path
+    )
     _wait_ready(server)
     return server
 
@@ -113,7 +124,8 @@ def start_reference(data_dir: Path, port: int | None = None, **_: Any) -> Server
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     proc = subprocess.Popen(
         ["docker-registry", "serve", str(config)],
-        stdout=log_path.open("ab"), stderr=subprocess.STDOUT,
+        stdout=log_path.open("ab"),
+        stderr=subprocess.STDOUT,
     )
     server = Server("127.0.0.1", port, data_dir, proc, log_path=log_path)
     _wait_ready(server)

@@ -1,0 +1,152 @@
+"""The metadata store contract (see metadata/base.py), run on every SQL backend."""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
+from cargobay.metadata.base import NewManifest
+from cargobay.metadata.engine import make_engine, migrate, pending_migrations
+from cargobay.metadata.sql import SqlMetadata
+from cargobay.oci.digest import Digest
+from cargobay.oci.names import RepositoryName, Tag
+
+pytestmark = pytest.mark.anyio
+REPO = RepositoryName("octo/app")
+
+
+@pytest.fixture
+def anyio_backend() -> str:
+    return "asyncio"
+
+
+@pytest.fixture
+def meta(tmp_path: Path) -> Iterator[SqlMetadata]:
+    engine = make_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+    assert pending_migrations(engine)
+    migrate(engine)
+    assert not pending_migrations(engine)
+    store = SqlMetadata(engine)
+    yield store
+    store.close()
+
+
+def digest_of(data: bytes) -> Digest:
+    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
+
+
+def manifest(
+    content: bytes,
+    blobs: tuple[Digest, ...] = (),
+    children: tuple[Digest, ...] = (),
+    subject: Digest | None = None,
+    artifact_type: str | None = None,
+) -> NewManifest:
+    return NewManifest(
+        digest=digest_of(content),
+        media_type="application/vnd.oci.image.manifest.v1+json",
+        content=content,
+        subject=subject,
+        artifact_type=artifact_type,
+        annotations={"k": "v"} if subject else {},
+        blobs=blobs,
+        manifests=children,
+    )
+
+
+async def test_blob_links_are_per_repository(meta: SqlMetadata) -> None:
+    blob = digest_of(b"layer")
+    assert await meta.blobs.linked_size(REPO, blob) is None
+    await meta.blobs.link(REPO, blob, 5)
+    await meta.blobs.link(REPO, blob, 5)  # idempotent
+    assert await meta.blobs.linked_size(REPO, blob) == 5
+    assert await meta.blobs.linked_size(RepositoryName("other"), blob) is None
+    assert await meta.repositories.exists(REPO)
+    assert await meta.blobs.unlink(REPO, blob) is True
+    assert await meta.blobs.unlink(REPO, blob) is False
+    assert await meta.blobs.linked_size(REPO, blob) is None
+
+
+async def test_manifest_put_get_by_tag_and_digest(meta: SqlMetadata) -> None:
+    blob = digest_of(b"config")
+    await meta.blobs.link(REPO, blob, 6)
+    m = manifest(b'{"m": 1}', blobs=(blob,))
+    await meta.manifests.put(REPO, m, Tag("v1"))
+    for ref in (Tag("v1"), m.digest):
+        got = await meta.manifests.get(REPO, ref)
+        assert got is not None
+        assert got.content == b'{"m": 1}' and got.digest == m.digest and got.size == 8
+    assert await meta.manifests.get(RepositoryName("other"), Tag("v1")) is None
+
+
+async def test_manifest_with_missing_blob_changes_nothing(meta: SqlMetadata) -> None:
+    good = manifest(b"good")
+    await meta.manifests.put(REPO, good, Tag("latest"))
+    with pytest.raises(ManifestBlobUnknown):
+        await meta.manifests.put(REPO, manifest(b"bad", blobs=(digest_of(b"nope"),)), Tag("latest"))
+    with pytest.raises(ManifestChildUnknown):
+        await meta.manifests.put(REPO, manifest(b"idx", children=(digest_of(b"x"),)), Tag("latest"))
+    got = await meta.manifests.get(REPO, Tag("latest"))
+    assert got is not None and got.digest == good.digest
+    assert await meta.manifests.get(REPO, digest_of(b"bad")) is None
+
+
+async def test_tags_move_and_delete(meta: SqlMetadata) -> None:
+    first, second = manifest(b"first"), manifest(b"second")
+    await meta.manifests.put(REPO, first, Tag("a"))
+    await meta.manifests.put(REPO, first, Tag("b"))
+    await meta.manifests.put(REPO, second, Tag("b"))
+    got = await meta.manifests.get(REPO, Tag("b"))
+    assert got is not None and got.digest == second.digest
+    assert await meta.manifests.delete_tag(REPO, Tag("b")) is True
+    assert await meta.manifests.delete_tag(REPO, Tag("b")) is False
+    assert await meta.manifests.get(REPO, second.digest) is not None
+    assert await meta.manifests.delete(REPO, first.digest) is True
+    assert await meta.manifests.list_tags(REPO, last=None, limit=10) == []
+    assert await meta.manifests.delete(REPO, first.digest) is False
+
+
+async def test_tag_listing_is_lexical_and_paginated(meta: SqlMetadata) -> None:
+    m = manifest(b"m")
+    names = ["b", "a", "C", "a1", "10", "9"]
+    for name in names:
+        await meta.manifests.put(REPO, m, Tag(name))
+    assert await meta.manifests.list_tags(REPO, last=None, limit=100) == sorted(names)
+    assert await meta.manifests.list_tags(REPO, last="C", limit=2) == ["a", "a1"]
+    assert await meta.manifests.list_tags(RepositoryName("nope"), last=None, limit=5) is None
+
+
+async def test_catalog(meta: SqlMetadata) -> None:
+    for name in ("b/x", "a", "c"):
+        await meta.manifests.put(RepositoryName(name), manifest(name.encode()), None)
+    assert await meta.repositories.list_names(last=None, limit=10) == ["a", "b/x", "c"]
+    assert await meta.repositories.list_names(last="a", limit=1) == ["b/x"]
+
+
+async def test_referrers_and_filter(meta: SqlMetadata) -> None:
+    subject = digest_of(b"subject")
+    sig = manifest(b"sig", subject=subject, artifact_type="application/x.sig")
+    sbom = manifest(b"sbom", subject=subject, artifact_type="application/x.sbom")
+    await meta.manifests.put(REPO, sig, None)
+    await meta.manifests.put(REPO, sbom, None)
+    found = await meta.manifests.referrers(REPO, subject, None)
+    assert {r.digest for r in found} == {sig.digest, sbom.digest}
+    assert found[0].annotations == {"k": "v"}
+    only = await meta.manifests.referrers(REPO, subject, "application/x.sbom")
+    assert [r.digest for r in only] == [sbom.digest]
+    assert await meta.manifests.referrers(REPO, digest_of(b"other"), None) == []
+
+
+async def test_uploads_expire(meta: SqlMetadata) -> None:
+    upload = await meta.uploads.create("a" * 32, REPO)
+    got = await meta.uploads.get("a" * 32)
+    assert got is not None and got.repository == REPO
+    assert await meta.uploads.expired(datetime.now(UTC) - timedelta(minutes=1)) == []
+    assert await meta.uploads.expired(datetime.now(UTC) + timedelta(seconds=1)) == [upload.id]
+    await meta.uploads.delete(upload.id)
+    assert await meta.uploads.get(upload.id) is None
