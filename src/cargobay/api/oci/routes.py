@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from cargobay.api.oci.body import Body
 from cargobay.api.oci.errors import API_VERSION_HEADER
 from cargobay.api.oci.responses import BlobResponse, parse_range
 from cargobay.auth.access import ANONYMOUS, CATALOG, Access, Principal, authorize
@@ -55,12 +56,6 @@ def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Res
     guarded.__doc__ = handler.__doc__
     guarded.__name__ = handler.__name__
     return guarded
-
-
-async def body_chunks(request: Request) -> AsyncIterator[bytes]:
-    async for chunk in request.stream():
-        if chunk:
-            yield chunk
 
 
 def content_length(request: Request) -> int | None:
@@ -154,8 +149,10 @@ async def upload_start(request: Request, name: RepositoryName) -> Response:
         if mounted:
             return blob_created(name, digest)
     elif params.get("digest") is not None:
-        digest = parse_digest(params["digest"])
-        await reg.uploads.upload(name, digest, body_chunks(request), content_length(request))
+        body = Body(request)
+        async with body.draining_on_error():
+            digest = parse_digest(params["digest"])
+            await reg.uploads.upload(name, digest, body, content_length(request))
         return blob_created(name, digest)
     status = await reg.uploads.start(name)
     return Response(status_code=202, headers=upload_headers(name, status.id, 0))
@@ -195,38 +192,36 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
     if method == "DELETE":
         await reg.uploads.cancel(name, upload_id)
         return Response(status_code=204)
-    if method == "PATCH":
+    body = Body(request)
+    async with body.draining_on_error():
         start, length = _chunk_range(request)
-        status = await reg.uploads.append(
-            name, upload_id, body_chunks(request), start=start, length=length
-        )
-        return Response(status_code=202, headers=upload_headers(name, upload_id, status.size))
-    # PUT
-    raw_digest = request.query_params.get("digest")
-    if not raw_digest:
-        raise DigestInvalid("the digest query parameter is required")
-    digest = parse_digest(raw_digest)
-    start, length = _chunk_range(request)
-    if length is None:
-        length = content_length(request)
-    chunks = body_chunks(request) if length else None
-    await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
+        if method == "PATCH":
+            status = await reg.uploads.append(name, upload_id, body, start=start, length=length)
+            return Response(status_code=202, headers=upload_headers(name, upload_id, status.size))
+        # PUT: close the upload, with an optional last chunk
+        raw_digest = request.query_params.get("digest")
+        if not raw_digest:
+            raise DigestInvalid("the digest query parameter is required")
+        digest = parse_digest(raw_digest)
+        if length is None:
+            length = content_length(request)
+        chunks = body if length else None
+        await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
     return blob_created(name, digest)
 
 
 # -- manifests --------------------------------------------------------------------------------
 
 
-async def _read_manifest_body(request: Request, limit: int) -> bytes:
-    declared = content_length(request)
-    if declared is not None and declared > limit:
+async def _read_manifest_body(body: Body, limit: int) -> bytes:
+    if body.declared is not None and body.declared > limit:
         raise ManifestTooLarge(f"manifest exceeds the limit of {limit} bytes", limit=limit)
-    body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
-        if len(body) > limit:
+    data = bytearray()
+    async for chunk in body:
+        data += chunk
+        if len(data) > limit:
             raise ManifestTooLarge(f"manifest exceeds the limit of {limit} bytes", limit=limit)
-    return bytes(body)
+    return bytes(data)
 
 
 @repository_access
@@ -237,8 +232,12 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
     reference = request.path_params["reference"]
     method = request.method
     if method == "PUT":
-        body = await _read_manifest_body(request, reg.manifests.max_manifest_size)
-        pushed = await reg.manifests.put(name, reference, body, request.headers.get("content-type"))
+        body = Body(request)
+        async with body.draining_on_error():
+            content = await _read_manifest_body(body, reg.manifests.max_manifest_size)
+            pushed = await reg.manifests.put(
+                name, reference, content, request.headers.get("content-type")
+            )
         headers = {
             "Location": f"/v2/{name}/manifests/{pushed.digest}",
             "Docker-Content-Digest": pushed.digest,
@@ -251,7 +250,7 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
         await reg.manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
     found = await reg.manifests.get(name, reference)
-    accept = request.headers.get("accept")
+    accept = ",".join(request.headers.getlist("accept"))  # clients may repeat the header
     if found.media_type in mt.INDEXES and not mt.accepts(accept, found.media_type):
         raise ManifestUnknown(
             "the manifest is an index, which the Accept header does not allow",
@@ -266,8 +265,7 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
     }
     if found.subject:
         headers["OCI-Subject"] = found.subject
-    body = b"" if method == "HEAD" else found.content
-    return Response(body, headers=headers)
+    return Response(b"" if method == "HEAD" else found.content, headers=headers)
 
 
 # -- listings ---------------------------------------------------------------------------------

@@ -1,0 +1,57 @@
+"""Request bodies streamed straight from ASGI ``receive``, and drained after an early error.
+
+A client that is still sending when the registry answers with an error would otherwise see the
+connection reset instead of the error: after an error the rest of a body is read and discarded,
+up to :data:`DRAIN_LIMIT` bytes.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.requests import ClientDisconnect, Request
+
+from cargobay.errors import CargobayError
+
+DRAIN_LIMIT = 64 * 1024 * 1024
+
+
+class Body:
+    def __init__(self, request: Request) -> None:
+        self._receive = request.receive
+        self.done = False
+        declared = request.headers.get("content-length")
+        self.declared = int(declared) if declared and declared.isdigit() else None
+
+    async def __aiter__(self) -> AsyncIterator[bytes]:
+        while not self.done:
+            message = await self._receive()
+            if message["type"] == "http.request":
+                if not message.get("more_body", False):
+                    self.done = True
+                chunk = message.get("body", b"")
+                if chunk:
+                    yield chunk
+            elif message["type"] == "http.disconnect":
+                self.done = True
+                raise ClientDisconnect()
+
+    async def drain(self) -> None:
+        """Discard what is left of the body, unless that is more than DRAIN_LIMIT."""
+        if self.done or (self.declared is not None and self.declared > DRAIN_LIMIT):
+            return
+        drained = 0
+        with contextlib.suppress(ClientDisconnect):
+            async for chunk in self:
+                drained += len(chunk)
+                if drained > DRAIN_LIMIT:
+                    return
+
+    @contextlib.asynccontextmanager
+    async def draining_on_error(self) -> AsyncIterator[Body]:
+        try:
+            yield self
+        except CargobayError:
+            await self.drain()
+            raise
