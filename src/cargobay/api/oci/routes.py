@@ -205,7 +205,7 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
         digest = parse_digest(raw_digest)
         if length is None:
             length = content_length(request)
-        chunks = body if length else None
+        chunks = None if length == 0 else body  # no Content-Length: a chunked body may follow
         await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
     return blob_created(name, digest)
 
@@ -329,6 +329,7 @@ ROUTES = [
     Route("/v2/", base, methods=["GET"]),
     Route("/v2/_catalog", catalog, methods=["GET"]),
     Route("/v2/{name:path}/blobs/uploads/", upload_start, methods=["POST"]),
+    Route("/v2/{name:path}/blobs/uploads", upload_start, methods=["POST"]),
     Route(
         "/v2/{name:path}/blobs/uploads/{upload_id}",
         upload_session,
