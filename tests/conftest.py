@@ -52,8 +52,9 @@ class Server:
         return f"http://{self.host}:{self.port}"
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
+        """Signal the whole server (main process and workers: it leads its own session)."""
         if self.process.poll() is None:
-            self.process.send_signal(sig)
+            os.killpg(self.process.pid, sig)
             self.process.wait(timeout=30)
 
     def log(self) -> str:
@@ -87,7 +88,6 @@ def start_cargobay(
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_settings_env(settings)}
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
-    log = log_path.open("ab")
     cmd = [
         sys.executable,
         "-m",
@@ -102,7 +102,10 @@ def start_cargobay(
         "--workers",
         str(workers),
     ]
-    proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    with log_path.open("ab") as log:
+        proc = subprocess.Popen(
+            cmd, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
     server = Server(
         "127.0.0.1", port, data_dir, proc, env=_settings_env(settings), log_path=log_path
     )

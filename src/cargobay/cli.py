@@ -72,7 +72,7 @@ def serve(
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
     )
     Granian(
-        "cargobay.app:create_app",
+        "cargobay.server:worker_app",
         factory=True,
         address=settings.host,
         port=settings.port,
