@@ -1,0 +1,89 @@
+"""Fixtures for end-to-end tests with real container clients against a real registry.
+
+* ``clients``: skopeo, buildah, podman and docker with storage, configuration and caches private
+  to the session (see ``clients.make_clients``);
+* ``repo``: a repository name unique to the test; ``http``: an httpx client on ``registry``;
+* ``restart_server``: start a registry again on a killed server's data dir and port.
+"""
+
+from __future__ import annotations
+
+import re
+import secrets
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import httpx
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parent))
+
+from clients import ON_REFERENCE, Clients, make_clients
+
+
+@pytest.fixture(scope="session")
+def clients(tmp_path_factory: pytest.TempPathFactory) -> Clients:
+    """skopeo, buildah, podman and docker with storage and config private to this session."""
+    return make_clients(tmp_path_factory.mktemp("clients"))
+
+
+@pytest.fixture
+def repo(request: pytest.FixtureRequest) -> str:
+    """A repository name unique to this test (and to this run)."""
+    slug = re.sub(r"[^a-z0-9]+", "-", request.node.name.lower()).strip("-")[:40].strip("-")
+    return f"e2e/{slug}-{secrets.token_hex(3)}"
+
+
+@pytest.fixture(scope="session")
+def http(registry: Any) -> Iterator[httpx.Client]:
+    """Plain HTTP client on the shared registry (for checks behind the container clients)."""
+    with httpx.Client(base_url=registry.url, timeout=30) as client:
+        yield client
+
+
+def _shared_conftest(config: pytest.Config) -> ModuleType:
+    """The already-loaded ``tests/conftest.py`` (not importable by name: no packages here)."""
+    path = (Path(__file__).parent.parent / "conftest.py").resolve()
+    for plugin in config.pluginmanager.get_plugins():
+        file = getattr(plugin, "__file__", None)
+        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
+            return plugin
+    raise RuntimeError(f"{path} is not loaded as a conftest")
+
+
+RestartServer = Callable[[Any], Any]
+
+
+@pytest.fixture(scope="session")
+def restart_server(pytestconfig: pytest.Config) -> Iterator[RestartServer]:
+    """``restart(server)``: start a new registry on a killed server's data dir and port.
+
+    Uses ``start_cargobay`` from ``tests/conftest.py`` (``start_reference`` on the reference);
+    the new process keeps the old one's settings and is stopped at the end of the session.
+    """
+    shared = _shared_conftest(pytestconfig)
+    started: list[Any] = []
+
+    def restart(old: Any) -> Any:
+        assert old.process.poll() is not None, "stop (kill) the old server first"
+        if ON_REFERENCE:
+            server = shared.start_reference(old.data_dir, port=old.port)
+        else:
+            settings = {k.removeprefix("CARGOBAY_").lower(): v for k, v in old.env.items()}
+            server = shared.start_cargobay(old.data_dir, port=old.port, **settings)
+        started.append(server)
+        return server
+
+    yield restart
+    for server in started:
+        if server.process.poll() is None:
+            server.process.terminate()
+            try:
+                server.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                server.process.kill()
+                server.process.wait()
