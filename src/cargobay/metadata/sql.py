@@ -7,6 +7,8 @@ run inline on the event loop (a thread hop would cost more than the query).
 from __future__ import annotations
 
 import contextlib
+import sqlite3
+import threading
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
@@ -32,7 +34,9 @@ def now() -> datetime:
     return datetime.now(UTC)
 
 
-def _aware(value: datetime) -> datetime:
+def _aware(value: datetime | str) -> datetime:
+    if isinstance(value, str):  # raw SQLite rows
+        value = datetime.fromisoformat(value)
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
@@ -41,6 +45,40 @@ class _Database:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._sqlite_path = engine.url.database if self.dialect == "sqlite" else None
+
+    def fetch_one(self, sql: str, params: dict[str, Any]) -> Sequence[Any] | None:
+        """One row of a read-only hot-path query.
+
+        On SQLite this skips the pool, BEGIN and ROLLBACK: each thread keeps a read-only
+        connection in autocommit mode, and a single SELECT sees the last committed state.
+        """
+        if self._sqlite_path is None:
+            with self.read() as c:
+                result = c.execute(sa.text(sql), params).first()
+            return None if result is None else tuple(result)
+        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(
+                f"file:{self._sqlite_path}?mode=ro",
+                uri=True,
+                isolation_level=None,
+                check_same_thread=False,
+                timeout=30,
+            )
+            connection.execute("PRAGMA query_only=1")
+            self._local.connection = connection
+            self._readers.append(connection)
+        row: Sequence[Any] | None = connection.execute(sql, params).fetchone()
+        return row
+
+    def close(self) -> None:
+        for connection in self._readers:
+            connection.close()
+        self._readers.clear()
+        self.engine.dispose()
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:
@@ -97,14 +135,8 @@ class SqlBlobLinkStore:
         self.db = db
 
     async def linked_size(self, repository: RepositoryName, digest: Digest) -> int | None:
-        stmt = (
-            sa.select(blob_links.c.size)
-            .join(repositories, repositories.c.id == blob_links.c.repository_id)
-            .where(repositories.c.name == repository, blob_links.c.digest == digest)
-        )
-        with self.db.read() as c:
-            size = c.execute(stmt).scalar()
-        return None if size is None else int(size)
+        row = self.db.fetch_one(_LINKED_SIZE, {"repository": repository, "digest": digest})
+        return None if row is None else int(row[0])
 
     async def link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         with self.db.write() as c:
@@ -128,54 +160,41 @@ class SqlBlobLinkStore:
             return result.rowcount > 0
 
 
-_MANIFEST_COLUMNS = (
-    manifests.c.digest,
-    manifests.c.media_type,
-    manifests.c.size,
-    manifests.c.content,
-    manifests.c.subject,
-    manifests.c.artifact_type,
-    manifests.c.created_at,
+_LINKED_SIZE = (
+    "SELECT l.size FROM blob_links l JOIN repositories r ON r.id = l.repository_id"
+    " WHERE r.name = :repository AND l.digest = :digest"
 )
-
+_MANIFEST_SELECT = (
+    "SELECT m.digest, m.media_type, m.size, m.content, m.subject, m.artifact_type, m.created_at"
+)
+_MANIFEST_BY_DIGEST = (
+    f"{_MANIFEST_SELECT} FROM manifests m JOIN repositories r ON r.id = m.repository_id"
+    " WHERE r.name = :repository AND m.digest = :reference"
+)
+_MANIFEST_BY_TAG = (
+    f"{_MANIFEST_SELECT} FROM tags t JOIN repositories r ON r.id = t.repository_id"
+    " JOIN manifests m ON m.id = t.manifest_id WHERE r.name = :repository AND t.name = :reference"
+)
 
 class SqlManifestStore:
     def __init__(self, db: _Database) -> None:
         self.db = db
-        self._by_digest = (
-            sa.select(*_MANIFEST_COLUMNS)
-            .join(repositories, repositories.c.id == manifests.c.repository_id)
-            .where(
-                repositories.c.name == sa.bindparam("repository"),
-                manifests.c.digest == sa.bindparam("reference"),
-            )
-        )
-        self._by_tag = (
-            sa.select(*_MANIFEST_COLUMNS)
-            .select_from(tags)
-            .join(repositories, repositories.c.id == tags.c.repository_id)
-            .join(manifests, manifests.c.id == tags.c.manifest_id)
-            .where(
-                repositories.c.name == sa.bindparam("repository"),
-                tags.c.name == sa.bindparam("reference"),
-            )
-        )
 
     async def get(self, repository: RepositoryName, reference: Digest | Tag) -> Manifest | None:
-        stmt = self._by_digest if ":" in reference else self._by_tag
-        with self.db.read() as c:
-            row = c.execute(stmt, {"repository": repository, "reference": reference}).first()
+        sql = _MANIFEST_BY_DIGEST if ":" in reference else _MANIFEST_BY_TAG
+        row = self.db.fetch_one(sql, {"repository": repository, "reference": reference})
         if row is None:
             return None
+        digest, media_type, size, content, subject, artifact_type, created_at = row
         return Manifest(
             repository=repository,
-            digest=Digest(row.digest),
-            media_type=row.media_type,
-            size=int(row.size),
-            content=bytes(row.content),
-            subject=Digest(row.subject) if row.subject else None,
-            artifact_type=row.artifact_type,
-            created_at=_aware(row.created_at),
+            digest=Digest(digest),
+            media_type=media_type,
+            size=int(size),
+            content=bytes(content),
+            subject=Digest(subject) if subject else None,
+            artifact_type=artifact_type,
+            created_at=_aware(created_at),
         )
 
     def _missing(
@@ -370,6 +389,7 @@ class SqlMetadata:
 
     def __init__(self, engine: sa.Engine) -> None:
         db = _Database(engine)
+        self._db = db
         self.engine = engine
         self.repositories = SqlRepositoryStore(db)
         self.blobs = SqlBlobLinkStore(db)
@@ -377,4 +397,4 @@ class SqlMetadata:
         self.uploads = SqlUploadStore(db)
 
     def close(self) -> None:
-        self.engine.dispose()
+        self._db.close()
