@@ -8,11 +8,10 @@ from collections.abc import AsyncIterator
 
 import anyio
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
+from starlette.types import Receive, Scope, Send
 
-from cargobay.api.oci.errors import handle_domain_error, handle_http_error
+from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
-from cargobay.errors import CargobayError
 from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.services.blobs import BlobService
@@ -73,7 +72,7 @@ async def _sweep_uploads(registry: Registry, interval: float) -> None:
             log.exception("sweeping expired uploads failed")
 
 
-def create_app(settings: Settings | None = None) -> Starlette:
+def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
@@ -87,11 +86,22 @@ def create_app(settings: Settings | None = None) -> Starlette:
             tasks.cancel_scope.cancel()
         metadata.close()
 
-    app = Starlette(
-        routes=ROUTES,
-        exception_handlers={CargobayError: handle_domain_error, HTTPException: handle_http_error},
-        lifespan=lifespan,
-    )
-    app.state.settings = settings
-    app.state.registry = registry
-    return app
+    site = Starlette(lifespan=lifespan)
+    site.state.settings = settings
+    site.state.registry = registry
+    return CargobayApp(OciApp(ROUTES, {"registry": registry, "settings": settings}), site)
+
+
+class CargobayApp:
+    """The whole ASGI application: ``/v2`` on the registry's own dispatcher, the rest (and the
+    lifespan) on Starlette."""
+
+    def __init__(self, oci: OciApp, site: Starlette) -> None:
+        self.oci = oci
+        self.site = site
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"].startswith("/v2"):
+            await self.oci(scope, receive, send)
+        else:
+            await self.site(scope, receive, send)

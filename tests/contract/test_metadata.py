@@ -150,3 +150,30 @@ async def test_uploads_expire(meta: SqlMetadata) -> None:
     assert await meta.uploads.expired(datetime.now(UTC) + timedelta(seconds=1)) == [upload.id]
     await meta.uploads.delete(upload.id)
     assert await meta.uploads.get(upload.id) is None
+
+
+async def test_reads_see_every_commit_from_any_connection(tmp_path: Path) -> None:
+    """Hot-path reads may be cached, but never past a commit made by another store instance
+    (another worker process shares the database the same way)."""
+    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    engine = make_engine(url)
+    migrate(engine)
+    reader, writer = SqlMetadata(engine), SqlMetadata(make_engine(url))
+    try:
+        first, second = manifest(b"first"), manifest(b"second")
+        await writer.manifests.put(REPO, first, Tag("t"))
+        for _ in range(2):  # the second read may come from the cache
+            got = await reader.manifests.get(REPO, Tag("t"))
+            assert got is not None and got.digest == first.digest
+        await writer.manifests.put(REPO, second, Tag("t"))
+        got = await reader.manifests.get(REPO, Tag("t"))
+        assert got is not None and got.digest == second.digest
+        await writer.manifests.delete(REPO, second.digest)
+        assert await reader.manifests.get(REPO, Tag("t")) is None
+        blob = digest_of(b"blob")
+        assert await reader.blobs.linked_size(REPO, blob) is None
+        await writer.blobs.link(REPO, blob, 4)
+        assert await reader.blobs.linked_size(REPO, blob) == 4
+    finally:
+        reader.close()
+        writer.close()

@@ -9,9 +9,10 @@ from __future__ import annotations
 import contextlib
 import sqlite3
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
@@ -29,6 +30,8 @@ from cargobay.metadata.schema import (
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
 
+T = TypeVar("T")
+
 
 def now() -> datetime:
     return datetime.now(UTC)
@@ -40,43 +43,86 @@ def _aware(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+class _Reader:
+    """A read-only SQLite connection with a row cache that lives until the next commit."""
+
+    MAX_CACHED_BYTES = 32 * 1024 * 1024
+    MAX_ROW_BYTES = 256 * 1024
+
+    def __init__(self, path: str) -> None:
+        self.connection = sqlite3.connect(
+            f"file:{path}?mode=ro",
+            uri=True,
+            isolation_level=None,
+            check_same_thread=False,
+            timeout=30,
+        )
+        self.connection.execute("PRAGMA query_only=1")
+        self.version = -1
+        self.cache: dict[tuple[str, tuple[Any, ...]], object] = {}
+        self.cached_bytes = 0
+
+    def fetch_one(
+        self, sql: str, params: dict[str, Any], build: Callable[[Sequence[Any]], T]
+    ) -> T | None:
+        (version,) = self.connection.execute("PRAGMA data_version").fetchone()
+        if version != self.version:
+            self.cache.clear()
+            self.cached_bytes = 0
+            self.version = version
+        key = (sql, tuple(params.values()))
+        try:
+            return self.cache[key]  # type: ignore[return-value]
+        except KeyError:
+            pass
+        row: Sequence[Any] | None = self.connection.execute(sql, params).fetchone()
+        value = None if row is None else build(row)
+        size = sum(len(v) for v in row if isinstance(v, bytes)) if row else 0
+        if size <= self.MAX_ROW_BYTES:
+            if self.cached_bytes + size > self.MAX_CACHED_BYTES:
+                self.cache.clear()
+                self.cached_bytes = 0
+            self.cache[key] = value
+            self.cached_bytes += size + 200
+        return value
+
+    def close(self) -> None:
+        self.connection.close()
+
+
 class _Database:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
         self.dialect = engine.dialect.name
         self._insert = postgresql.insert if self.dialect == "postgresql" else sqlite.insert
         self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
+        self._readers: list[_Reader] = []
         self._sqlite_path = engine.url.database if self.dialect == "sqlite" else None
 
-    def fetch_one(self, sql: str, params: dict[str, Any]) -> Sequence[Any] | None:
-        """One row of a read-only hot-path query.
+    def fetch_one(
+        self, sql: str, params: dict[str, Any], build: Callable[[Sequence[Any]], T]
+    ) -> T | None:
+        """``build(row)`` for the one row of a read-only hot-path query, or None.
 
         On SQLite this skips the pool, BEGIN and ROLLBACK: each thread keeps a read-only
         connection in autocommit mode, and a single SELECT sees the last committed state.
+        Results are cached per thread while ``PRAGMA data_version`` stays the same, i.e. until any
+        other connection (another worker, or this process's writer) commits: a read never
+        returns anything older than the last commit.
         """
         if self._sqlite_path is None:
             with self.read() as c:
                 result = c.execute(sa.text(sql), params).first()
-            return None if result is None else tuple(result)
-        connection: sqlite3.Connection | None = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(
-                f"file:{self._sqlite_path}?mode=ro",
-                uri=True,
-                isolation_level=None,
-                check_same_thread=False,
-                timeout=30,
-            )
-            connection.execute("PRAGMA query_only=1")
-            self._local.connection = connection
-            self._readers.append(connection)
-        row: Sequence[Any] | None = connection.execute(sql, params).fetchone()
-        return row
+            return None if result is None else build(tuple(result))
+        reader: _Reader | None = getattr(self._local, "reader", None)
+        if reader is None:
+            reader = self._local.reader = _Reader(self._sqlite_path)
+            self._readers.append(reader)
+        return reader.fetch_one(sql, params, build)
 
     def close(self) -> None:
-        for connection in self._readers:
-            connection.close()
+        for reader in self._readers:
+            reader.close()
         self._readers.clear()
         self.engine.dispose()
 
@@ -135,8 +181,8 @@ class SqlBlobLinkStore:
         self.db = db
 
     async def linked_size(self, repository: RepositoryName, digest: Digest) -> int | None:
-        row = self.db.fetch_one(_LINKED_SIZE, {"repository": repository, "digest": digest})
-        return None if row is None else int(row[0])
+        params = {"repository": repository, "digest": digest}
+        return self.db.fetch_one(_LINKED_SIZE, params, _first_int)
 
     async def link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         with self.db.write() as c:
@@ -158,6 +204,24 @@ class SqlBlobLinkStore:
                 )
             )
             return result.rowcount > 0
+
+
+def _first_int(row: Sequence[Any]) -> int:
+    return int(row[0])
+
+
+def _manifest(repository: RepositoryName, row: Sequence[Any]) -> Manifest:
+    digest, media_type, size, content, subject, artifact_type, created_at = row
+    return Manifest(
+        repository=repository,
+        digest=Digest(digest),
+        media_type=media_type,
+        size=int(size),
+        content=bytes(content),
+        subject=Digest(subject) if subject else None,
+        artifact_type=artifact_type,
+        created_at=_aware(created_at),
+    )
 
 
 _LINKED_SIZE = (
@@ -182,20 +246,8 @@ class SqlManifestStore:
 
     async def get(self, repository: RepositoryName, reference: Digest | Tag) -> Manifest | None:
         sql = _MANIFEST_BY_DIGEST if ":" in reference else _MANIFEST_BY_TAG
-        row = self.db.fetch_one(sql, {"repository": repository, "reference": reference})
-        if row is None:
-            return None
-        digest, media_type, size, content, subject, artifact_type, created_at = row
-        return Manifest(
-            repository=repository,
-            digest=Digest(digest),
-            media_type=media_type,
-            size=int(size),
-            content=bytes(content),
-            subject=Digest(subject) if subject else None,
-            artifact_type=artifact_type,
-            created_at=_aware(created_at),
-        )
+        params = {"repository": repository, "reference": reference}
+        return self.db.fetch_one(sql, params, partial(_manifest, repository))
 
     def _missing(
         self, c: sa.Connection, table: sa.Table, repository_id: int, digests: Sequence[Digest]

@@ -8,7 +8,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 
@@ -74,12 +73,3 @@ async def handle_domain_error(request: Request, exc: Exception) -> Response:
     if challenge:
         headers["WWW-Authenticate"] = challenge
     return error_response(code, status, exc.message, exc.detail, headers)
-
-
-async def handle_http_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    if exc.status_code == 405:
-        return error_response("UNSUPPORTED", 405, "the operation is unsupported", None)
-    if exc.status_code == 404:
-        return error_response("NOT_FOUND", 404, "no such endpoint", {"path": request.url.path})
-    return error_response("UNSUPPORTED", exc.status_code, str(exc.detail))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 
+from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cargobay.errors import RangeInvalid
@@ -37,6 +38,16 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
     if suffix == 0 or size == 0:
         raise RangeInvalid("empty suffix range", size=size)
     return max(size - suffix, 0), size - 1
+
+
+class RawResponse(Response):
+    """A response built from already-encoded headers: nothing to normalise per request."""
+
+    def __init__(self, status: int, headers: list[tuple[bytes, bytes]], body: bytes) -> None:
+        self.status_code = status
+        self.raw_headers = headers
+        self.body = body
+        self.background = None
 
 
 class BlobResponse:

@@ -13,11 +13,11 @@ from urllib.parse import quote
 
 from starlette.requests import Request
 from starlette.responses import Response
-from starlette.routing import Route
 
 from cargobay.api.oci.body import Body
+from cargobay.api.oci.dispatch import Route
 from cargobay.api.oci.errors import API_VERSION_HEADER
-from cargobay.api.oci.responses import BlobResponse, parse_range
+from cargobay.api.oci.responses import BlobResponse, RawResponse, parse_range
 from cargobay.auth.access import ANONYMOUS, CATALOG, Access, Principal, authorize
 from cargobay.errors import (
     BlobUploadInvalid,
@@ -37,7 +37,7 @@ _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 
 
 def registry(request: Request) -> Registry:
-    reg: Registry = request.app.state.registry
+    reg: Registry = request.scope["cargobay"]["registry"]
     return reg
 
 
@@ -250,22 +250,24 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
         await reg.manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
     found = await reg.manifests.get(name, reference)
-    accept = ",".join(request.headers.getlist("accept"))  # clients may repeat the header
-    if found.media_type in mt.INDEXES and not mt.accepts(accept, found.media_type):
-        raise ManifestUnknown(
-            "the manifest is an index, which the Accept header does not allow",
-            {"mediaType": found.media_type, "accept": (accept or "")[:300]},
-        )
-    headers = {
-        "Content-Type": found.media_type,
-        "Content-Length": str(found.size),
-        "Docker-Content-Digest": found.digest,
-        "ETag": f'"{found.digest}"',
-        "X-Content-Type-Options": "nosniff",
-    }
+    if found.media_type in mt.INDEXES:
+        accept = ",".join(request.headers.getlist("accept"))  # clients may repeat the header
+        if not mt.accepts(accept, found.media_type):
+            raise ManifestUnknown(
+                "the manifest is an index, which the Accept header does not allow",
+                {"mediaType": found.media_type, "accept": accept[:300]},
+            )
+    digest = found.digest.encode()
+    raw = [
+        (b"content-type", found.media_type.encode()),
+        (b"content-length", str(found.size).encode()),
+        (b"docker-content-digest", digest),
+        (b"etag", b'"' + digest + b'"'),
+        (b"x-content-type-options", b"nosniff"),
+    ]
     if found.subject:
-        headers["OCI-Subject"] = found.subject
-    return Response(b"" if method == "HEAD" else found.content, headers=headers)
+        raw.append((b"oci-subject", found.subject.encode()))
+    return RawResponse(200, raw, b"" if method == "HEAD" else found.content)
 
 
 # -- listings ---------------------------------------------------------------------------------
@@ -325,18 +327,13 @@ async def referrers(request: Request, name: RepositoryName) -> Response:
     return Response(body, media_type=mt.OCI_INDEX, headers=headers)
 
 
-ROUTES = [
-    Route("/v2/", base, methods=["GET"]),
-    Route("/v2/_catalog", catalog, methods=["GET"]),
-    Route("/v2/{name:path}/blobs/uploads/", upload_start, methods=["POST"]),
-    Route("/v2/{name:path}/blobs/uploads", upload_start, methods=["POST"]),
-    Route(
-        "/v2/{name:path}/blobs/uploads/{upload_id}",
-        upload_session,
-        methods=["GET", "PATCH", "PUT", "DELETE"],
-    ),
-    Route("/v2/{name:path}/blobs/{digest}", blob, methods=["GET", "DELETE"]),
-    Route("/v2/{name:path}/manifests/{reference}", manifest, methods=["GET", "PUT", "DELETE"]),
-    Route("/v2/{name:path}/tags/list", tags_list, methods=["GET"]),
-    Route("/v2/{name:path}/referrers/{digest}", referrers, methods=["GET"]),
-]
+ROUTES: dict[str, Route] = {
+    "base": Route({"GET"}, base),
+    "catalog": Route({"GET"}, catalog),
+    "upload_start": Route({"POST"}, upload_start),
+    "upload_session": Route({"GET", "PATCH", "PUT", "DELETE"}, upload_session),
+    "blob": Route({"GET", "DELETE"}, blob),
+    "manifest": Route({"GET", "PUT", "DELETE"}, manifest),
+    "tags": Route({"GET"}, tags_list),
+    "referrers": Route({"GET"}, referrers),
+}
