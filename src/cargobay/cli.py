@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -57,16 +59,15 @@ def serve(
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
-    from cargobay.metadata.engine import make_engine
-    from cargobay.metadata.engine import migrate as run_migrations
-
     settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CARGOBAY_DATA_DIR"] = str(settings.data_dir.resolve())
     if settings.resolved_database_url.startswith("sqlite"):
-        engine = make_engine(settings.resolved_database_url)
-        run_migrations(engine)  # the embedded database is created and upgraded in place
-        engine.dispose()
+        # The embedded database is created and upgraded in place, in a child process: the
+        # main process only supervises workers and stays small (workers fork from it).
+        subprocess.run(
+            [sys.executable, "-m", "cargobay", "migrate"], check=True, stdout=subprocess.DEVNULL
+        )
     typer.echo(
         f"cargobay serving {settings.public_base_url} "
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
