@@ -12,8 +12,11 @@ from starlette.types import Receive, Scope, Send
 
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
+from cargobay.auth.ratelimit import FailureLimiter
+from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
+from cargobay.services.access import AccessService
 from cargobay.services.blobs import BlobService
 from cargobay.services.manifests import ManifestService
 from cargobay.services.registry import Registry
@@ -72,11 +75,24 @@ async def _sweep_uploads(registry: Registry, interval: float) -> None:
             log.exception("sweeping expired uploads failed")
 
 
+def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
+    key = load_or_create_key(settings.resolved_token_key_file)
+    return AccessService(
+        metadata.accounts,
+        metadata.tokens,
+        metadata.packages,
+        RegistryTokens(key, service=settings.token_service, ttl=settings.token_ttl),
+        realm=f"{settings.public_base_url}/token",
+        limiter=FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+    )
+
+
 def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
     registry = build_registry(settings, metadata, store)
+    access = build_access(settings, metadata)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -89,7 +105,8 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     site = Starlette(lifespan=lifespan)
     site.state.settings = settings
     site.state.registry = registry
-    return CargobayApp(OciApp(ROUTES, {"registry": registry, "settings": settings}), site)
+    state = {"registry": registry, "settings": settings, "access": access}
+    return CargobayApp(OciApp(ROUTES, state), site)
 
 
 class CargobayApp:
@@ -101,7 +118,9 @@ class CargobayApp:
         self.site = site
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/v2"):
+        if scope["type"] == "http" and (
+            scope["path"].startswith("/v2") or scope["path"] == "/token"
+        ):
             await self.oci(scope, receive, send)
         else:
             await self.site(scope, receive, send)

@@ -96,12 +96,33 @@ class PaginationInvalid(CargobayError):
     """invalid number of results requested"""
 
 
+class AlreadyExists(CargobayError):
+    """the name is already taken"""
+
+
+class NotFound(CargobayError):
+    """not found"""
+
+
+class TooManyRequests(CargobayError):
+    """too many failed attempts; try again later"""
+
+
 class Unauthenticated(CargobayError):
     """authentication required"""
+
+    def __init__(self, message: str = "", detail: object = None, *, challenge: str = "") -> None:
+        super().__init__(message, detail)
+        #: A ``WWW-Authenticate`` value telling the client how to sign in.
+        self.challenge = challenge
 
 
 class Denied(CargobayError):
     """requested access to the resource is denied"""
+
+    def __init__(self, message: str = "", detail: object = None, *, challenge: str = "") -> None:
+        super().__init__(message, detail)
+        self.challenge = challenge
 
 
 class Unavailable(CargobayError):

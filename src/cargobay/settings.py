@@ -8,6 +8,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field
 from pydantic_settings import (
@@ -49,6 +50,17 @@ class Settings(BaseSettings):
 
     #: Public base URL of the registry (``http://host:port`` when empty).
     base_url: str = ""
+    #: The ``service`` registry tokens are issued for (default: the base URL's host[:port]).
+    service: str = ""
+    #: Lifetime of registry tokens handed out by ``/token``, seconds.
+    token_ttl: int = Field(default=300, ge=10, le=86400)
+    #: Default lifetime of workflow tokens, seconds.
+    workflow_token_ttl: int = Field(default=3600, ge=60)
+    #: The registry-token signing key (created on first start; replicas must share it).
+    token_key_file: Path | None = None
+    #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.
+    sign_in_failures: int = Field(default=10, ge=1)
+    sign_in_window: float = Field(default=300.0, gt=0)
 
     @classmethod
     def settings_customise_sources(
@@ -74,6 +86,14 @@ class Settings(BaseSettings):
     @property
     def public_base_url(self) -> str:
         return self.base_url.rstrip("/") or f"http://{self.host}:{self.port}"
+
+    @property
+    def token_service(self) -> str:
+        return self.service or urlsplit(self.public_base_url).netloc
+
+    @property
+    def resolved_token_key_file(self) -> Path:
+        return self.token_key_file or self.data_dir / "registry-token.key"
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import hashlib
-from collections.abc import Iterator
+from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -17,6 +19,7 @@ from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
 
 pytestmark = pytest.mark.anyio
+T = TypeVar("T")
 REPO = RepositoryName("octo/app")
 
 
@@ -153,27 +156,52 @@ async def test_uploads_expire(meta: SqlMetadata) -> None:
 
 
 async def test_reads_see_every_commit_from_any_connection(tmp_path: Path) -> None:
-    """Hot-path reads may be cached, but never past a commit made by another store instance
-    (another worker process shares the database the same way)."""
+    """Hot-path reads may be cached, but a new request never sees less than the last commit
+    made by another store instance (another worker process shares the database this way)."""
     url = f"sqlite:///{tmp_path / 'shared.db'}"
     engine = make_engine(url)
     migrate(engine)
     reader, writer = SqlMetadata(engine), SqlMetadata(make_engine(url))
+
+    async def request(coro: Awaitable[T]) -> T:  # each request runs in its own task
+        return await asyncio.create_task(coro)  # type: ignore[arg-type]
+
     try:
         first, second = manifest(b"first"), manifest(b"second")
         await writer.manifests.put(REPO, first, Tag("t"))
         for _ in range(2):  # the second read may come from the cache
-            got = await reader.manifests.get(REPO, Tag("t"))
+            got = await request(reader.manifests.get(REPO, Tag("t")))
             assert got is not None and got.digest == first.digest
         await writer.manifests.put(REPO, second, Tag("t"))
-        got = await reader.manifests.get(REPO, Tag("t"))
+        got = await request(reader.manifests.get(REPO, Tag("t")))
         assert got is not None and got.digest == second.digest
         await writer.manifests.delete(REPO, second.digest)
-        assert await reader.manifests.get(REPO, Tag("t")) is None
+        assert await request(reader.manifests.get(REPO, Tag("t"))) is None
         blob = digest_of(b"blob")
-        assert await reader.blobs.linked_size(REPO, blob) is None
+        assert await request(reader.blobs.linked_size(REPO, blob)) is None
         await writer.blobs.link(REPO, blob, 4)
-        assert await reader.blobs.linked_size(REPO, blob) == 4
+        assert await request(reader.blobs.linked_size(REPO, blob)) == 4
     finally:
         reader.close()
         writer.close()
+
+
+async def test_a_request_sees_its_own_writes(meta: SqlMetadata) -> None:
+    blob = digest_of(b"own")
+    assert await meta.blobs.linked_size(REPO, blob) is None
+    await meta.blobs.link(REPO, blob, 3)
+    assert await meta.blobs.linked_size(REPO, blob) == 3
+
+
+def test_migrations_produce_exactly_the_schema(tmp_path: Path) -> None:
+    """The Alembic history and the table definitions agree (no autogenerate diff)."""
+    from alembic.autogenerate import compare_metadata
+    from alembic.runtime.migration import MigrationContext
+
+    from cargobay.metadata.schema import metadata
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+    migrate(engine)
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), metadata) == []
+    engine.dispose()

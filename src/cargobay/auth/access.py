@@ -51,25 +51,3 @@ class Access:
 
 
 CATALOG = Access("registry", "catalog", frozenset())
-
-
-@dataclass(frozen=True, slots=True)
-class Principal:
-    """Who makes a request. ``None`` subject = anonymous."""
-
-    subject: str | None = None
-
-    @property
-    def anonymous(self) -> bool:
-        return self.subject is None
-
-
-ANONYMOUS = Principal()
-
-
-def authorize(principal: Principal, access: Access) -> None:
-    """Allow, or raise Unauthenticated (the client should sign in) or Denied (it may not).
-
-    The registry is open until accounts and tokens exist: everything is allowed.
-    """
-    return None

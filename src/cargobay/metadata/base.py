@@ -124,3 +124,122 @@ class UploadStore(Protocol):
 
     async def expired(self, before: datetime) -> list[str]:
         """Ids of sessions idle since before ``before``."""
+
+
+# -- accounts, tokens and package access ----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user (``type`` User) or an organization (``type`` Organization)."""
+
+    id: int
+    login: str
+    type: str
+    email: str | None
+    password_hash: str | None
+    site_admin: bool
+    suspended: bool
+    #: Organizations: visibilities members may create packages with.
+    package_visibilities: frozenset[str]
+    #: Organizations: whether new packages inherit access from their source repository.
+    inherit_access_default: bool
+
+    @property
+    def is_org(self) -> bool:
+        return self.type == "Organization"
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRepository:
+    id: int
+    owner_id: int
+    owner: str
+    name: str
+    private: bool
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.owner}/{self.name}"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenRecord:
+    id: int
+    kind: str
+    user_id: int | None
+    scopes: tuple[str, ...]
+    note: str | None
+    source_repository_id: int | None
+    created_at: datetime
+    expires_at: datetime | None
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class PackageAccess:
+    """What decides who may reach a package."""
+
+    id: int
+    name: str
+    owner_id: int | None
+    visibility: str
+    source_repository_id: int | None
+    inherit_access: bool
+    published_by_repository_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class UserPackageFacts:
+    """Everything that gives one user a role on one package."""
+
+    #: Roles granted on the package to the user or to teams the user is in.
+    grants: tuple[str, ...]
+    #: ``owner`` or ``member`` of the organization owning the package, if any.
+    org_role: str | None
+    #: Roles on the linked source repository (when the package inherits access).
+    source_roles: tuple[str, ...]
+
+
+class AccountStore(Protocol):
+    """Users, organizations, teams and source repositories. Logins are stored lower-case."""
+
+    async def by_login(self, login: str) -> Account | None: ...
+    async def by_id(self, account_id: int) -> Account | None: ...
+    async def org_role(self, org_id: int, user_id: int) -> str | None: ...
+    async def source_repository(self, repository_id: int) -> SourceRepository | None: ...
+    async def source_repository_by_name(self, owner: str, name: str) -> SourceRepository | None: ...
+    async def source_roles(self, repository_id: int, user_id: int) -> tuple[str, ...]: ...
+
+
+class TokenStore(Protocol):
+    """Token records, found by the SHA-256 of the token; the token itself is never stored."""
+
+    async def by_hash(self, token_hash: str) -> TokenRecord | None: ...
+    async def by_id(self, token_id: int) -> TokenRecord | None: ...
+    async def revoke(self, token_id: int) -> bool: ...
+    async def touch(self, token_id: int) -> None: ...
+
+
+class PackageAccessStore(Protocol):
+    async def get(self, name: str) -> PackageAccess | None:
+        """The package named ``name`` (a registry repository name), or None."""
+
+    async def user_facts(self, package: PackageAccess, user_id: int) -> UserPackageFacts: ...
+    async def actions_grant(self, package_id: int, repository_id: int) -> str | None:
+        """The role granted to a source repository's workflows ('Actions access'), if any."""
+
+    async def create(
+        self,
+        name: str,
+        *,
+        owner_id: int,
+        visibility: str,
+        inherit_access: bool,
+        source_repository_id: int | None,
+        published_by_repository_id: int | None,
+        admin_user_id: int | None,
+    ) -> PackageAccess:
+        """Create the package unless it exists (then return it unchanged); the creating user
+        gets the admin role."""

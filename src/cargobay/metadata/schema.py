@@ -10,12 +10,127 @@ DIGEST = sa.String(160)
 NAME = sa.String(255)
 TS = sa.DateTime(timezone=True)
 
+#: Users and organizations: one namespace of logins.
+accounts = sa.Table(
+    "accounts",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("login", sa.String(39), nullable=False, unique=True),
+    sa.Column("type", sa.String(16), nullable=False),  # User | Organization
+    sa.Column("email", sa.String(255), nullable=True),
+    sa.Column("password_hash", sa.String(255), nullable=True),
+    sa.Column("site_admin", sa.Boolean, nullable=False, default=False),
+    sa.Column("suspended", sa.Boolean, nullable=False, default=False),
+    #: Organizations: visibilities members may create packages with, comma-separated.
+    sa.Column(
+        "package_visibilities", sa.String(64), nullable=False, default="private,internal,public"
+    ),
+    #: Organizations: new packages inherit access from their source repository.
+    sa.Column("inherit_access_default", sa.Boolean, nullable=False, default=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
+org_members = sa.Table(
+    "org_members",
+    metadata,
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),  # owner | member
+    sa.Index("ix_org_members_user", "user_id"),
+)
+
+teams = sa.Table(
+    "teams",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("org_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("slug", sa.String(100), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("org_id", "slug", name="uq_teams_org_slug"),
+)
+
+team_members = sa.Table(
+    "team_members",
+    metadata,
+    sa.Column("team_id", sa.Integer, sa.ForeignKey("teams.id"), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Index("ix_team_members_user", "user_id"),
+)
+
+#: Source (code) repositories ``OWNER/NAME`` that packages link to.
+source_repositories = sa.Table(
+    "source_repositories",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    sa.Column("name", sa.String(100), nullable=False),
+    sa.Column("private", sa.Boolean, nullable=False, default=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.UniqueConstraint("owner_id", "name", name="uq_source_repositories_owner_name"),
+)
+
+#: Roles on a source repository: collaborators (``user``) and teams (``team``).
+source_repository_access = sa.Table(
+    "source_repository_access",
+    metadata,
+    sa.Column(
+        "repository_id", sa.Integer, sa.ForeignKey("source_repositories.id"), primary_key=True
+    ),
+    sa.Column("grantee_type", sa.String(16), primary_key=True),
+    sa.Column("grantee_id", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
+)
+
+#: Personal access tokens (``pat``) and workflow tokens (``workflow``). Only a hash is kept.
+tokens = sa.Table(
+    "tokens",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("kind", sa.String(16), nullable=False),
+    sa.Column("token_hash", sa.String(64), nullable=False, unique=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("scopes", sa.String(255), nullable=False, default=""),
+    sa.Column("note", sa.String(255), nullable=True),
+    sa.Column(
+        "source_repository_id", sa.Integer, sa.ForeignKey("source_repositories.id"), nullable=True
+    ),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=True),
+    sa.Column("last_used_at", TS, nullable=True),
+    sa.Column("revoked_at", TS, nullable=True),
+    sa.Index("ix_tokens_user", "user_id"),
+)
+
+#: A package: a repository name in the registry (``namespace/name``) and who may reach it.
 repositories = sa.Table(
     "repositories",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("name", NAME, nullable=False, unique=True),
     sa.Column("created_at", TS, nullable=False),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("visibility", sa.String(16), nullable=False, server_default="private"),
+    sa.Column(
+        "source_repository_id", sa.Integer, sa.ForeignKey("source_repositories.id"), nullable=True
+    ),
+    sa.Column("inherit_access", sa.Boolean, nullable=False, server_default=sa.false()),
+    #: The source repository whose workflow published it (gets admin), if any.
+    sa.Column(
+        "published_by_repository_id",
+        sa.Integer,
+        sa.ForeignKey("source_repositories.id"),
+        nullable=True,
+    ),
+)
+
+#: Per-package roles granted to users, teams and source repositories (Actions access).
+package_access = sa.Table(
+    "package_access",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("grantee_type", sa.String(24), primary_key=True),
+    sa.Column("grantee_id", sa.Integer, primary_key=True),
+    sa.Column("role", sa.String(16), nullable=False),
 )
 
 blob_links = sa.Table(

@@ -6,6 +6,7 @@ run inline on the event loop (a thread hop would cost more than the query).
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import sqlite3
 import threading
@@ -33,6 +34,10 @@ from cargobay.oci.names import RepositoryName, Tag
 T = TypeVar("T")
 
 
+def _build_first(build: Callable[[Sequence[Any]], T], rows: list[Sequence[Any]]) -> T | None:
+    return build(rows[0]) if rows else None
+
+
 def now() -> datetime:
     return datetime.now(UTC)
 
@@ -43,8 +48,20 @@ def _aware(value: datetime | str) -> datetime:
     return value if value.tzinfo else value.replace(tzinfo=UTC)
 
 
+def _current_task() -> object | None:
+    try:
+        return asyncio.current_task()
+    except RuntimeError:
+        return None
+
+
 class _Reader:
-    """A read-only SQLite connection with a row cache that lives until the next commit."""
+    """A read-only SQLite connection with a row cache that lives until the next commit.
+
+    Freshness is checked (``PRAGMA data_version``) once per request task: the reads one
+    request makes see the database as of its first read, or later; and a request's own writes
+    force a new check.
+    """
 
     MAX_CACHED_BYTES = 32 * 1024 * 1024
     MAX_ROW_BYTES = 256 * 1024
@@ -61,23 +78,27 @@ class _Reader:
         self.version = -1
         self.cache: dict[tuple[str, tuple[Any, ...]], object] = {}
         self.cached_bytes = 0
+        self.checked_by: object | None = None
 
-    def fetch_one(
-        self, sql: str, params: dict[str, Any], build: Callable[[Sequence[Any]], T]
-    ) -> T | None:
-        (version,) = self.connection.execute("PRAGMA data_version").fetchone()
-        if version != self.version:
-            self.cache.clear()
-            self.cached_bytes = 0
-            self.version = version
+    def query(
+        self, sql: str, params: dict[str, Any], build: Callable[[list[Sequence[Any]]], T]
+    ) -> T:
+        task = _current_task()
+        if task is None or task is not self.checked_by:
+            (version,) = self.connection.execute("PRAGMA data_version").fetchone()
+            self.checked_by = task
+            if version != self.version:
+                self.cache.clear()
+                self.cached_bytes = 0
+                self.version = version
         key = (sql, tuple(params.values()))
         try:
             return self.cache[key]  # type: ignore[return-value]
         except KeyError:
             pass
-        row: Sequence[Any] | None = self.connection.execute(sql, params).fetchone()
-        value = None if row is None else build(row)
-        size = sum(len(v) for v in row if isinstance(v, bytes)) if row else 0
+        rows: list[Sequence[Any]] = self.connection.execute(sql, params).fetchall()
+        value = build(rows)
+        size = sum(len(v) for row in rows for v in row if isinstance(v, (bytes, str)))
         if size <= self.MAX_ROW_BYTES:
             if self.cached_bytes + size > self.MAX_CACHED_BYTES:
                 self.cache.clear()
@@ -102,7 +123,13 @@ class _Database:
     def fetch_one(
         self, sql: str, params: dict[str, Any], build: Callable[[Sequence[Any]], T]
     ) -> T | None:
-        """``build(row)`` for the one row of a read-only hot-path query, or None.
+        """``build(row)`` for the first row of a read-only hot-path query, or None."""
+        return self.query(sql, params, partial(_build_first, build))
+
+    def query(
+        self, sql: str, params: dict[str, Any], build: Callable[[list[Sequence[Any]]], T]
+    ) -> T:
+        """``build(rows)`` of a read-only hot-path query.
 
         On SQLite this skips the pool, BEGIN and ROLLBACK: each thread keeps a read-only
         connection in autocommit mode, and a single SELECT sees the last committed state.
@@ -112,13 +139,13 @@ class _Database:
         """
         if self._sqlite_path is None:
             with self.read() as c:
-                result = c.execute(sa.text(sql), params).first()
-            return None if result is None else build(tuple(result))
+                rows: list[Sequence[Any]] = [tuple(r) for r in c.execute(sa.text(sql), params)]
+            return build(rows)
         reader: _Reader | None = getattr(self._local, "reader", None)
         if reader is None:
             reader = self._local.reader = _Reader(self._sqlite_path)
             self._readers.append(reader)
-        return reader.fetch_one(sql, params, build)
+        return reader.query(sql, params, build)
 
     def close(self) -> None:
         for reader in self._readers:
@@ -128,10 +155,15 @@ class _Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as connection:
-            connection = connection.execution_options(sqlite_begin="IMMEDIATE")
-            with connection.begin():
-                yield connection
+        try:
+            with self.engine.connect() as connection:
+                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+                with connection.begin():
+                    yield connection
+        finally:
+            reader: _Reader | None = getattr(self._local, "reader", None)
+            if reader is not None:
+                reader.checked_by = None  # see our own write on the next read
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
@@ -239,6 +271,7 @@ _MANIFEST_BY_TAG = (
     f"{_MANIFEST_SELECT} FROM tags t JOIN repositories r ON r.id = t.repository_id"
     " JOIN manifests m ON m.id = t.manifest_id WHERE r.name = :repository AND t.name = :reference"
 )
+
 
 class SqlManifestStore:
     def __init__(self, db: _Database) -> None:
@@ -447,6 +480,15 @@ class SqlMetadata:
         self.blobs = SqlBlobLinkStore(db)
         self.manifests = SqlManifestStore(db)
         self.uploads = SqlUploadStore(db)
+        from cargobay.metadata.accounts import (
+            SqlAccountStore,
+            SqlPackageAccessStore,
+            SqlTokenStore,
+        )
+
+        self.accounts = SqlAccountStore(db)
+        self.tokens = SqlTokenStore(db)
+        self.packages = SqlPackageAccessStore(db)
 
     def close(self) -> None:
         self._db.close()

@@ -46,6 +46,8 @@ def _match(path: str) -> tuple[str, dict[str, str]] | None:
         return "base", {}
     if path == "/v2/_catalog":
         return "catalog", {}
+    if path == "/token":
+        return "token", {}
     m = _PATH.fullmatch(path)
     if m is None:
         return None

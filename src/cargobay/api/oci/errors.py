@@ -35,6 +35,7 @@ ERROR_TABLE: dict[type[errors.CargobayError], tuple[str, int]] = {
     errors.Unauthenticated: ("UNAUTHORIZED", 401),
     errors.Denied: ("DENIED", 403),
     errors.Unavailable: ("UNAVAILABLE", 503),
+    errors.TooManyRequests: ("TOOMANYREQUESTS", 429),
 }
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")

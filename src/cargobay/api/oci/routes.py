@@ -18,7 +18,9 @@ from cargobay.api.oci.body import Body
 from cargobay.api.oci.dispatch import Route
 from cargobay.api.oci.errors import API_VERSION_HEADER
 from cargobay.api.oci.responses import BlobResponse, RawResponse, parse_range
-from cargobay.auth.access import ANONYMOUS, CATALOG, Access, Principal, authorize
+from cargobay.api.oci.token import token
+from cargobay.auth.access import Access
+from cargobay.auth.principal import Principal
 from cargobay.errors import (
     BlobUploadInvalid,
     DigestInvalid,
@@ -26,10 +28,12 @@ from cargobay.errors import (
     ManifestUnknown,
     PaginationInvalid,
     SizeInvalid,
+    Unauthenticated,
 )
 from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import parse_digest
 from cargobay.oci.names import RepositoryName, parse_name
+from cargobay.services.access import AccessService
 from cargobay.services.registry import Registry
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -41,8 +45,21 @@ def registry(request: Request) -> Registry:
     return reg
 
 
-def principal(request: Request) -> Principal:
-    return ANONYMOUS
+def access_service(request: Request) -> AccessService:
+    service: AccessService = request.scope["cargobay"]["access"]
+    return service
+
+
+async def principal(request: Request) -> Principal:
+    """Who is asking (once per request; the result is kept in the request's state)."""
+    known: Principal | None = request.scope.get("cargobay.principal")
+    if known is None:
+        client = request.client.host if request.client else ""
+        known = await access_service(request).authenticate(
+            request.headers.get("authorization"), client
+        )
+        request.scope["cargobay.principal"] = known
+    return known
 
 
 def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Response]]) -> Handler:
@@ -50,7 +67,8 @@ def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Res
 
     async def guarded(request: Request) -> Response:
         name = parse_name(request.path_params["name"])
-        authorize(principal(request), Access.repository(name, request.method))
+        who = await principal(request)
+        await access_service(request).authorize(who, Access.repository(name, request.method))
         return await handler(request, name)
 
     guarded.__doc__ = handler.__doc__
@@ -104,8 +122,13 @@ def link_header(path: str, n: int, last: str) -> str:
 
 
 async def base(request: Request) -> Response:
-    """spec.md "Determining support": ``GET /v2/`` is 200 when the API is available."""
-    authorize(principal(request), Access("registry", "base", frozenset()))
+    """spec.md "Determining support": ``GET /v2/`` is 200 for a signed-in caller; anonymous
+    callers get 401 with the challenge that tells clients where to get a token."""
+    who = await principal(request)
+    if who.anonymous and who.registry_grant is None:
+        raise Unauthenticated(
+            "authentication required", challenge=access_service(request).challenge(None)
+        )
     return Response(b"{}", media_type="application/json", headers=dict([API_VERSION_HEADER]))
 
 
@@ -141,11 +164,9 @@ async def upload_start(request: Request, name: RepositoryName) -> Response:
     if mount and source:
         digest = parse_digest(mount)
         source_name = parse_name(source)
-        try:
-            authorize(principal(request), Access.repository(source_name, "GET"))
-            mounted = await reg.blobs.mount(name, digest, source_name)
-        except Exception:  # an inaccessible source falls back to an upload session
-            mounted = False
+        readable = await access_service(request).can_read(await principal(request), source_name)
+        # A source the caller can't read falls back to an upload session, like a missing blob.
+        mounted = readable and await reg.blobs.mount(name, digest, source_name)
         if mounted:
             return blob_created(name, digest)
     elif params.get("digest") is not None:
@@ -290,11 +311,18 @@ async def tags_list(request: Request, name: RepositoryName) -> Response:
 
 async def catalog(request: Request) -> Response:
     """The ``/v2/_catalog`` extension: every repository name, paginated like tags."""
-    authorize(principal(request), CATALOG)
     reg = registry(request)
+    who = await principal(request)
+    access = access_service(request)
     n = page_size(request, reg.max_page_size)
     last = request.query_params.get("last")
-    names = await reg.manifests.catalog(last=last, limit=n + 1) if n else []
+    names: list[RepositoryName] = []
+    while n and len(names) <= n:  # only what the caller can read; scan on in batches
+        batch = await reg.manifests.catalog(last=last, limit=max(n + 1, 100))
+        names += [name for name in batch if await access.can_read(who, name)]
+        if len(batch) < max(n + 1, 100):
+            break
+        last = batch[-1]
     headers = {}
     if len(names) > n:
         names = names[:n]
@@ -336,4 +364,5 @@ ROUTES: dict[str, Route] = {
     "manifest": Route({"GET", "PUT", "DELETE"}, manifest),
     "tags": Route({"GET"}, tags_list),
     "referrers": Route({"GET"}, referrers),
+    "token": Route({"GET", "POST"}, token),
 }

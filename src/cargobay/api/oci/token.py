@@ -1,0 +1,62 @@
+"""``/token``: the Docker registry token protocol (distribution's ``docs/spec/auth/token.md``
+and ``oauth.md``). GET with optional HTTP Basic (user + token) and ``scope`` parameters; POST
+with the OAuth2 password grant form. Anonymous callers get a token for public pulls only."""
+
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qs
+
+from starlette.requests import Request
+from starlette.responses import Response
+
+from cargobay.auth.principal import ANONYMOUS, Principal
+from cargobay.errors import Unauthenticated, Unsupported
+from cargobay.services.access import AccessService
+
+_MAX_FORM = 64 * 1024
+
+
+def _json(data: dict[str, object]) -> Response:
+    return Response(
+        json.dumps(data),
+        media_type="application/json",
+        headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+async def token(request: Request) -> Response:
+    access: AccessService = request.scope["cargobay"]["access"]
+    client = request.client.host if request.client else ""
+    params = request.query_params
+    if request.method == "POST":
+        body = await request.body()
+        if len(body) > _MAX_FORM:
+            raise Unsupported("form too large")
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        grant_type = form.get("grant_type", [""])[0]
+        if grant_type != "password":
+            raise Unsupported(f"grant_type {grant_type!r} is not supported; use password")
+        username, password = form.get("username", [""])[0], form.get("password", [""])[0]
+        who: Principal = (
+            await access.from_secret(username, password, client) if password else ANONYMOUS
+        )
+        scopes = [s for value in form.get("scope", []) for s in value.split()]
+        service = form.get("service", [None])[0]
+    else:
+        who = await access.authenticate(request.headers.get("authorization"), client)
+        if who.registry_grant is not None:
+            raise Unauthenticated("sign in with a token, not a registry token")
+        scopes = [s for value in params.getlist("scope") for s in value.split()]
+        service = params.get("service")
+    if service is not None and service != access.service:
+        raise Unauthenticated(f"unknown service {service!r}")
+    issued = await access.issue_registry_token(who, scopes)
+    return _json(
+        {
+            "token": issued.token,
+            "access_token": issued.token,
+            "expires_in": issued.expires_in,
+            "issued_at": issued.issued_at,
+        }
+    )

@@ -1,0 +1,258 @@
+"""Operator use cases for accounts, source repositories, tokens and package settings
+(the CLI today, the REST API and web pages later)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+from cargobay.auth.passwords import hash_password
+from cargobay.auth.policy import Role, Visibility, parse_scopes
+from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
+from cargobay.errors import CargobayError, NotFound
+from cargobay.metadata.base import Account, PackageAccess, SourceRepository, TokenRecord
+from cargobay.metadata.sql import SqlMetadata
+
+_LOGIN = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}")
+_REPO_NAME = re.compile(r"[a-z0-9._-]{1,100}")
+_TEAM = re.compile(r"[a-z0-9][a-z0-9-]{0,99}")
+
+
+class InvalidInput(CargobayError):
+    """invalid input"""
+
+
+@dataclass(frozen=True, slots=True)
+class NewToken:
+    token: str
+    record: TokenRecord
+
+
+def parse_duration(value: str) -> timedelta:
+    """``30d``, ``12h``, ``90m``, ``45s``."""
+    match = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    if not match:
+        raise InvalidInput(f"invalid duration {value!r}: use e.g. 30d, 12h, 90m or 45s")
+    number, unit = int(match.group(1)), match.group(2)
+    return timedelta(**{{"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}[unit]: number})
+
+
+class AccountService:
+    def __init__(self, metadata: SqlMetadata, *, workflow_token_ttl: int) -> None:
+        self.accounts = metadata.accounts
+        self.tokens = metadata.tokens
+        self.packages = metadata.packages
+        self.workflow_token_ttl = workflow_token_ttl
+
+    # -- lookups ----------------------------------------------------------------------------
+
+    async def account(self, login: str, *, type_: str | None = None) -> Account:
+        account = await self.accounts.by_login(login)
+        if account is None or (type_ is not None and account.type != type_):
+            kind = {"User": "user", "Organization": "organization"}.get(type_ or "", "account")
+            raise NotFound(f"no {kind} named {login!r}")
+        return account
+
+    async def source_repository(self, full_name: str) -> SourceRepository:
+        owner, _, name = full_name.partition("/")
+        repository = await self.accounts.source_repository_by_name(owner, name)
+        if repository is None:
+            raise NotFound(f"no repository named {full_name!r}")
+        return repository
+
+    async def package(self, name: str) -> PackageAccess:
+        package = await self.packages.get(name)
+        if package is None:
+            raise NotFound(f"no package named {name!r}")
+        return package
+
+    async def _grantee(self, grantee: str) -> tuple[str, int]:
+        """``USER`` or ``ORG/TEAM``."""
+        if "/" in grantee:
+            org_login, _, slug = grantee.partition("/")
+            org = await self.account(org_login, type_="Organization")
+            team_id = await self.accounts.team_id(org.id, slug)
+            if team_id is None:
+                raise NotFound(f"no team {slug!r} in {org.login!r}")
+            return "team", team_id
+        return "user", (await self.account(grantee, type_="User")).id
+
+    # -- accounts -----------------------------------------------------------------------------
+
+    async def create_user(
+        self, login: str, *, email: str | None, password: str | None, site_admin: bool
+    ) -> Account:
+        _check_login(login)
+        return await self.accounts.create(
+            login,
+            "User",
+            email=email,
+            password_hash=hash_password(password) if password else None,
+            site_admin=site_admin,
+        )
+
+    async def set_suspended(self, login: str, suspended: bool) -> None:
+        user = await self.account(login, type_="User")
+        await self.accounts.update(user.id, suspended=suspended)
+
+    async def create_org(self, login: str, owner: str) -> Account:
+        _check_login(login)
+        owner_account = await self.account(owner, type_="User")
+        org = await self.accounts.create(login, "Organization")
+        await self.accounts.set_org_member(org.id, owner_account.id, "owner")
+        return org
+
+    async def add_member(self, org_login: str, user_login: str, *, owner: bool) -> None:
+        org = await self.account(org_login, type_="Organization")
+        user = await self.account(user_login, type_="User")
+        await self.accounts.set_org_member(org.id, user.id, "owner" if owner else "member")
+
+    async def set_org_policy(
+        self, org_login: str, *, visibilities: str | None, inherit: bool | None
+    ) -> None:
+        org = await self.account(org_login, type_="Organization")
+        values: dict[str, object] = {}
+        if visibilities is not None:
+            chosen = [v.strip() for v in visibilities.split(",") if v.strip()]
+            for v in chosen:
+                Visibility(v)
+            values["package_visibilities"] = ",".join(chosen)
+        if inherit is not None:
+            values["inherit_access_default"] = inherit
+        if values:
+            await self.accounts.update(org.id, **values)
+
+    async def create_team(self, org_login: str, slug: str) -> None:
+        if not _TEAM.fullmatch(slug.lower()):
+            raise InvalidInput(f"invalid team name {slug!r}")
+        org = await self.account(org_login, type_="Organization")
+        await self.accounts.create_team(org.id, slug)
+
+    async def add_team_member(self, org_login: str, slug: str, user_login: str) -> None:
+        org = await self.account(org_login, type_="Organization")
+        team_id = await self.accounts.team_id(org.id, slug)
+        if team_id is None:
+            raise NotFound(f"no team {slug!r} in {org.login!r}")
+        user = await self.account(user_login, type_="User")
+        if await self.accounts.org_role(org.id, user.id) is None:
+            await self.accounts.set_org_member(org.id, user.id, "member")
+        await self.accounts.add_team_member(team_id, user.id)
+
+    # -- source repositories --------------------------------------------------------------
+
+    async def create_repository(self, full_name: str, *, private: bool) -> None:
+        owner_login, sep, name = full_name.partition("/")
+        if not sep or not _REPO_NAME.fullmatch(name.lower()):
+            raise InvalidInput(f"invalid repository name {full_name!r}: use OWNER/NAME")
+        owner = await self.account(owner_login)
+        await self.accounts.create_source_repository(owner.id, name, private)
+
+    async def grant_repository(self, full_name: str, grantee: str, role: str) -> None:
+        repository = await self.source_repository(full_name)
+        grantee_type, grantee_id = await self._grantee(grantee)
+        await self.accounts.grant_source_repository(
+            repository.id, grantee_type, grantee_id, _role(role)
+        )
+
+    # -- tokens -----------------------------------------------------------------------------
+
+    async def create_pat(
+        self, login: str, scopes: str, *, expires: str | None, note: str | None
+    ) -> NewToken:
+        user = await self.account(login, type_="User")
+        try:
+            parsed = sorted(s.value for s in parse_scopes(scopes))
+        except ValueError as exc:
+            raise InvalidInput(f"unknown scope: {exc}") from None
+        if not parsed:
+            raise InvalidInput("a token needs at least one scope")
+        token = new_token(TokenKind.PAT)
+        record = await self.tokens.create(
+            kind=TokenKind.PAT.value,
+            token_hash=hash_token(token),
+            user_id=user.id,
+            scopes=parsed,
+            note=note,
+            source_repository_id=None,
+            expires_at=_expiry(expires),
+        )
+        return NewToken(token, record)
+
+    async def create_workflow_token(
+        self, full_name: str, *, permission: str, expires: str | None
+    ) -> NewToken:
+        if permission not in ("read", "write"):
+            raise InvalidInput("permission must be read or write")
+        repository = await self.source_repository(full_name)
+        token = new_token(TokenKind.WORKFLOW)
+        expires_at = _expiry(expires) or datetime.now(UTC) + timedelta(
+            seconds=self.workflow_token_ttl
+        )
+        record = await self.tokens.create(
+            kind=TokenKind.WORKFLOW.value,
+            token_hash=hash_token(token),
+            user_id=None,
+            scopes=["write:packages" if permission == "write" else "read:packages"],
+            note=f"workflow of {repository.full_name}",
+            source_repository_id=repository.id,
+            expires_at=expires_at,
+        )
+        return NewToken(token, record)
+
+    async def list_tokens(self, login: str) -> list[TokenRecord]:
+        user = await self.account(login, type_="User")
+        return await self.tokens.for_user(user.id)
+
+    async def revoke_token(self, id_or_token: str) -> None:
+        if id_or_token.isdigit():
+            found = await self.tokens.revoke(int(id_or_token))
+        elif token_kind(id_or_token):
+            record = await self.tokens.by_hash(hash_token(id_or_token))
+            found = record is not None and await self.tokens.revoke(record.id)
+        else:
+            raise InvalidInput("give a token id or the token itself")
+        if not found:
+            raise NotFound("no such active token")
+
+    # -- packages -----------------------------------------------------------------------------
+
+    async def set_visibility(self, name: str, visibility: str) -> None:
+        package = await self.package(name)
+        target = Visibility(visibility)
+        if package.visibility == Visibility.PUBLIC and target is not Visibility.PUBLIC:
+            raise InvalidInput("a public package cannot be made private or internal again")
+        await self.packages.set_visibility(package.id, target.value)
+
+    async def grant_package(self, name: str, grantee: str, role: str) -> None:
+        package = await self.package(name)
+        grantee_type, grantee_id = await self._grantee(grantee)
+        await self.packages.grant(package.id, grantee_type, grantee_id, _role(role))
+
+    async def grant_actions(self, name: str, full_name: str, role: str) -> None:
+        package = await self.package(name)
+        repository = await self.source_repository(full_name)
+        await self.packages.grant(package.id, "source_repository", repository.id, _role(role))
+
+    async def link_package(self, name: str, full_name: str | None, *, inherit: bool) -> None:
+        package = await self.package(name)
+        repository = await self.source_repository(full_name) if full_name else None
+        await self.packages.link(package.id, repository.id if repository else None, inherit)
+
+
+def _check_login(login: str) -> None:
+    if not _LOGIN.fullmatch(login.lower()):
+        raise InvalidInput(
+            f"invalid name {login!r}: letters, digits and single hyphens, at most 39 characters"
+        )
+
+
+def _role(value: str) -> str:
+    try:
+        return Role.parse(value).label
+    except KeyError:
+        raise InvalidInput(f"invalid role {value!r}: use read, write or admin") from None
+
+
+def _expiry(value: str | None) -> datetime | None:
+    return datetime.now(UTC) + parse_duration(value) if value else None
