@@ -4,10 +4,18 @@
 settings (as ``CARGOBAY_*`` environment variables) and returns a :class:`Server`. Processes are
 stopped by PID at the end of the test session. With ``CARGOBAY_TEST_TARGET=reference`` the same
 fixtures start Debian's ``docker-registry`` instead (to check a test against the reference).
+
+cargobay asks for credentials: every new data directory is provisioned with the operator CLI
+(``python -m cargobay user/token/org create``) with a site administrator ``tester``, a personal
+access token with every scope and one organization per namespace in :data:`NAMESPACES` (the
+first path segment of every repository the suites push to). ``server.user``/``server.token``
+(``server.auth`` for httpx) carry them; a server restarted on the same data directory keeps
+them. The reference registry has no accounts: its credentials are None and clients send none.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -23,6 +31,29 @@ import httpx
 import pytest
 
 TARGET = os.environ.get("CARGOBAY_TEST_TARGET", "cargobay")
+
+#: The site administrator the suites act as, and the scopes of its personal access token.
+TEST_USER = "tester"
+ALL_SCOPES = "read:packages,write:packages,delete:packages"
+#: Namespaces (first path segments) the suites push to; each is created as an organization.
+#: A test with a namespace of its own creates it with ``server.create_namespace(name)``.
+NAMESPACES = ("api", "e2e", "crash", "scale", "big", "real")
+
+# Runs several operator commands in one interpreter (one start-up instead of one per command):
+# argv = data dir, JSON list of argument lists; prints a JSON list of each command's stdout.
+_OPERATOR_BATCH = """
+import contextlib, io, json, sys
+from cargobay.cli import cli
+outputs = []
+for args in json.loads(sys.argv[2]):
+    buf = io.StringIO()
+    with contextlib.redirect_stdout(buf):
+        code = cli([*args, "--data-dir", sys.argv[1]], standalone_mode=False)
+    if code:
+        sys.exit(f"cargobay {' '.join(args)} exited {code}: {buf.getvalue()}")
+    outputs.append(buf.getvalue().strip())
+print(json.dumps(outputs))
+"""
 
 
 def free_port() -> int:
@@ -41,6 +72,9 @@ class Server:
     process: subprocess.Popen[bytes]
     env: dict[str, str] = field(default_factory=dict)
     log_path: Path | None = None
+    #: The account the tests act as and its personal access token (None on the reference).
+    user: str | None = None
+    token: str | None = None
 
     @property
     def address(self) -> str:
@@ -59,6 +93,28 @@ class Server:
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
+
+    @property
+    def auth(self) -> tuple[str, str] | None:
+        """``(user, token)`` for HTTP Basic (``httpx``'s ``auth=``), or None without accounts."""
+        if self.user is None or self.token is None:
+            return None
+        return (self.user, self.token)
+
+    @property
+    def has_accounts(self) -> bool:
+        return self.user is not None
+
+    def cli(self, *args: str) -> str:
+        """Run the operator command ``cargobay ARGS --data-dir D`` with this server's settings;
+        returns its stdout."""
+        return operator_cli(self.data_dir, self.env, [list(args)])[0]
+
+    def create_namespace(self, name: str) -> None:
+        """Create the organization ``name`` (owned by the test user) so it can be pushed to.
+        Nothing to do on a registry without accounts."""
+        if self.has_accounts:
+            operator_cli(self.data_dir, self.env, [["org", "create", name, "--owner", TEST_USER]])
 
 
 def _wait_ready(server: Server, timeout: float = 30.0) -> None:
@@ -80,10 +136,60 @@ def _settings_env(settings: dict[str, Any]) -> dict[str, str]:
     return {f"CARGOBAY_{k.upper()}": str(v) for k, v in settings.items()}
 
 
+def operator_cli(data_dir: Path, env: dict[str, str], commands: list[list[str]]) -> list[str]:
+    """Run operator commands (``[["user", "create", ...], ...]``) on ``data_dir`` in one
+    process, with the server's settings ``env``; returns each command's stdout, stripped."""
+    done = subprocess.run(
+        [sys.executable, "-c", _OPERATOR_BATCH, str(data_dir), json.dumps(commands)],
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(f"operator CLI {commands} failed:\n{done.stdout}\n{done.stderr}")
+    outputs: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
+    return outputs
+
+
+def _credentials_path(data_dir: Path) -> Path:
+    return data_dir.parent / f"{data_dir.name}-credentials.json"
+
+
+def _provision(server: Server) -> None:
+    """Give ``server`` its test user, token and namespaces (once per data dir: a restarted
+    server finds them in the database and the token in a file next to the data dir)."""
+    path = _credentials_path(server.data_dir)
+    if path.exists():
+        saved = json.loads(path.read_text())
+    else:
+        outputs = operator_cli(
+            server.data_dir,
+            server.env,
+            [
+                ["user", "create", TEST_USER, "--admin"],
+                ["token", "create", "--user", TEST_USER, "--scopes", ALL_SCOPES],
+                *(["org", "create", ns, "--owner", TEST_USER] for ns in NAMESPACES),
+            ],
+        )
+        token = outputs[1]
+        assert token.startswith("cbp_") and len(token.split()) == 1, outputs
+        saved = {"user": TEST_USER, "token": token}
+        path.write_text(json.dumps(saved))
+    server.user, server.token = saved["user"], saved["token"]
+    r = httpx.get(f"{server.url}/v2/", auth=server.auth, timeout=10)
+    if r.status_code != 200:
+        raise RuntimeError(
+            f"the test credentials do not work: GET /v2/ -> {r.status_code} {r.text}"
+        )
+
+
 def start_cargobay(
     data_dir: Path, port: int | None = None, workers: int = 1, **settings: Any
 ) -> Server:
-    """Start ``cargobay serve`` on 127.0.0.1 and wait until ``/v2/`` answers."""
+    """Start ``cargobay serve`` on 127.0.0.1, wait until ``/v2/`` answers and provision the
+    test credentials (see the module docstring)."""
     port = port or free_port()
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_settings_env(settings)}
@@ -109,7 +215,12 @@ def start_cargobay(
     server = Server(
         "127.0.0.1", port, data_dir, proc, env=_settings_env(settings), log_path=log_path
     )
-    _wait_ready(server)
+    try:
+        _wait_ready(server)
+        _provision(server)
+    except BaseException:
+        server.kill()
+        raise
     return server
 
 

@@ -7,6 +7,7 @@ so a plain ``helpers.py`` or ``conftest.py`` could be shadowed by one in another
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import http.client
 import json
@@ -171,11 +172,15 @@ class RawResponse:
 
 
 class Registry:
-    """A thin synchronous client for one registry process."""
+    """A thin synchronous client for one registry process.
 
-    def __init__(self, base_url: str) -> None:
+    ``auth`` is ``(user, token)``: sent as HTTP Basic with every request (``http`` and ``raw``);
+    None for a registry without accounts (the reference)."""
+
+    def __init__(self, base_url: str, auth: tuple[str, str] | None = None) -> None:
         self.base_url = base_url.rstrip("/")
-        self.http = httpx.Client(base_url=self.base_url, timeout=30.0)
+        self.auth = auth
+        self.http = httpx.Client(base_url=self.base_url, timeout=30.0, auth=auth)
 
     def close(self) -> None:
         self.http.close()
@@ -204,6 +209,9 @@ class Registry:
         try:
             conn.putrequest(method, path, skip_accept_encoding=True)
             all_headers = {"Content-Length": str(len(body)), **(headers or {})}
+            if self.auth is not None:
+                basic = base64.b64encode(":".join(self.auth).encode()).decode()
+                all_headers.setdefault("Authorization", f"Basic {basic}")
             for k, v in all_headers.items():
                 conn.putheader(k, v)
             conn.endheaders(body)

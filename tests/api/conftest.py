@@ -54,8 +54,8 @@ def target() -> str:
 
 @pytest.fixture(scope="session")
 def api(registry: Any) -> Iterator[Registry]:
-    """A client for the shared default registry."""
-    client = Registry(registry.url)
+    """A client for the shared default registry, with the test credentials."""
+    client = Registry(registry.url, registry.auth)
     yield client
     client.close()
 
@@ -65,7 +65,7 @@ def limited(server_factory: Any) -> Iterator[tuple[Registry, Any]]:
     """A registry with small limits: 1 MiB blobs (``max_blob_size``) and 2 KiB manifests
     (``max_manifest_size``). Returns the client and the server (for ``server.data_dir``)."""
     server = server_factory(max_blob_size=MAX_BLOB, max_manifest_size=MAX_MANIFEST)
-    client = Registry(server.url)
+    client = Registry(server.url, server.auth)
     yield client, server
     client.close()
 

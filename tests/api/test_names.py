@@ -173,7 +173,7 @@ def sandbox(server_factory: Any) -> Iterator[tuple[Registry, Any, dict[Path, byt
     }
     for path, content in sentinels.items():
         path.write_bytes(content)
-    client = Registry(server.url)
+    client = Registry(server.url, server.auth)
     # Give the server a real repository with a blob, a manifest and an upload in flight.
     config = os.urandom(30)
     layer = os.urandom(30)

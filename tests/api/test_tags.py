@@ -163,7 +163,7 @@ def test_parallel_tag_pushes_are_all_listed(api: Registry, repo: str) -> None:
     tags = [f"t{i:02d}" for i in range(12)]
 
     def push(tag: str) -> int:
-        client = Registry(api.base_url)
+        client = Registry(api.base_url, api.auth)
         try:
             return client.put_manifest(repo, tag, body, OCI_MANIFEST).status_code
         finally:
@@ -179,8 +179,9 @@ def test_parallel_tag_pushes_are_all_listed(api: Registry, repo: str) -> None:
 
 
 @pytest.fixture
-def catalog_repos(api: Registry) -> list[str]:
+def catalog_repos(api: Registry, registry: Any) -> list[str]:
     prefix = f"catalog-{uuid.uuid4().hex[:10]}"
+    registry.create_namespace(prefix)  # a namespace of its own: pushes need it to exist
     names = [f"{prefix}/a", f"{prefix}/b", f"{prefix}/b/c", f"{prefix}/d", f"{prefix}/e-f"]
     for name in random.sample(names, len(names)):
         api.push_image(name, "latest")

@@ -324,7 +324,7 @@ def test_parallel_uploads_to_one_repository(api: Registry, repo: str) -> None:
     blobs = [os.urandom(50_000 + i) for i in range(8)]
 
     def push(data: bytes) -> str:
-        client = Registry(api.base_url)
+        client = Registry(api.base_url, api.auth)
         try:
             start = client.start_upload(repo)
             half = len(data) // 2
@@ -352,7 +352,7 @@ def test_same_blob_uploaded_concurrently(api: Registry, repo: str) -> None:
     locations = [api.upload_location(repo) for _ in range(4)]
 
     def finish(location: str) -> int:
-        client = Registry(api.base_url)
+        client = Registry(api.base_url, api.auth)
         try:
             url = client.with_params(location, digest=digest)
             return client.request("PUT", url, content=data).status_code
@@ -595,7 +595,7 @@ class TestBlobSizeLimit:
 @pytest.mark.cargobay_only("upload_timeout / upload_sweep_interval settings")
 def test_idle_upload_expires_and_its_data_is_removed(server_factory: Any, repo: str) -> None:
     server = server_factory(upload_timeout=1, upload_sweep_interval=0.5)
-    api = Registry(server.url)
+    api = Registry(server.url, server.auth)
     try:
         uploads = server.data_dir / "uploads"
         start = api.start_upload(repo)

@@ -5,10 +5,12 @@ See ``make_clients`` for what is isolated and how.
 
 from __future__ import annotations
 
+import base64
+import json
 import os
 import subprocess
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from images import run
@@ -24,39 +26,62 @@ class Clients:
     env: dict[str, str]
     wrapper: list[str] = field(default_factory=list)
 
+    @property
+    def runroot(self) -> Path:
+        """Short on purpose: podman refuses a runroot longer than 50 characters (and
+        ``/tmp/pytest-of-root/pytest-NNN/clients0/storage/run`` is 51)."""
+        return self.root / "run"
+
     def _run(
-        self, cmd: Sequence[str | os.PathLike[str]], *, check: bool = True, timeout: float = 120
+        self,
+        cmd: Sequence[str | os.PathLike[str]],
+        *,
+        check: bool = True,
+        timeout: float = 120,
+        input: bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return run([*self.wrapper, *cmd], env=self.env, check=check, timeout=timeout)
+        return run([*self.wrapper, *cmd], env=self.env, check=check, timeout=timeout, input=input)
 
     def skopeo(
-        self, *args: str | os.PathLike[str], check: bool = True, timeout: float = 120
+        self,
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        timeout: float = 120,
+        input: bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return self._run(["skopeo", *args], check=check, timeout=timeout)
+        return self._run(["skopeo", *args], check=check, timeout=timeout, input=input)
 
     def buildah(
-        self, *args: str | os.PathLike[str], check: bool = True, timeout: float = 120
+        self,
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        timeout: float = 120,
+        input: bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
         base = [
             "buildah",
             "--root",
             self.root / "storage" / "root",
             "--runroot",
-            self.root / "storage" / "run",
+            self.runroot,
             "--storage-driver",
             "vfs",
         ]
-        return self._run([*base, *args], check=check, timeout=timeout)
+        return self._run([*base, *args], check=check, timeout=timeout, input=input)
 
     def podman(
-        self, *args: str | os.PathLike[str], check: bool = True, timeout: float = 120
+        self,
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        timeout: float = 120,
+        input: bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
         base = [
             "podman",
             "--root",
             self.root / "storage" / "root",
             "--runroot",
-            self.root / "storage" / "run",
+            self.runroot,
             "--storage-driver",
             "vfs",
             "--tmpdir",
@@ -66,12 +91,49 @@ class Clients:
             "--events-backend",
             "none",
         ]
-        return self._run([*base, *args], check=check, timeout=timeout)
+        return self._run([*base, *args], check=check, timeout=timeout, input=input)
 
     def docker(
-        self, *args: str | os.PathLike[str], check: bool = True, timeout: float = 60
+        self,
+        *args: str | os.PathLike[str],
+        check: bool = True,
+        timeout: float = 60,
+        input: bytes | None = None,
     ) -> subprocess.CompletedProcess[str]:
-        return self._run(["docker", *args], check=check, timeout=timeout)
+        return self._run(["docker", *args], check=check, timeout=timeout, input=input)
+
+    # -- credentials ------------------------------------------------------------------------
+
+    @property
+    def auth_file(self) -> Path:
+        """The containers auth file (skopeo, buildah, podman)."""
+        return Path(self.env["REGISTRY_AUTH_FILE"])
+
+    @property
+    def docker_config(self) -> Path:
+        """The docker CLI's ``config.json`` (containers/image reads it too)."""
+        return Path(self.env["DOCKER_CONFIG"]) / "config.json"
+
+    def store_credentials(self, address: str, user: str, token: str) -> None:
+        """Sign every client in to ``address`` (``host:port``): an ``auths`` entry in the auth
+        file and in the docker config, as ``podman login``/``docker login`` would write."""
+        entry = base64.b64encode(f"{user}:{token}".encode()).decode()
+        for path in (self.auth_file, self.docker_config):
+            config = json.loads(path.read_text()) if path.exists() else {}
+            config.setdefault("auths", {})[address] = {"auth": entry}
+            path.write_text(json.dumps(config, indent=1) + "\n")
+
+    def without_credentials(self, root: Path) -> Clients:
+        """The same clients (same image storage) with an empty auth file and docker config of
+        their own under ``root``: they sign in to nothing unless told to."""
+        (root / "docker").mkdir(parents=True, exist_ok=True)
+        (root / "auth.json").write_text('{"auths": {}}\n')
+        env = {
+            **self.env,
+            "REGISTRY_AUTH_FILE": str(root / "auth.json"),
+            "DOCKER_CONFIG": str(root / "docker"),
+        }
+        return replace(self, env=env)
 
 
 def _mount_namespace_wrapper(cache_dir: Path) -> list[str]:
@@ -106,7 +168,7 @@ def make_clients(root: Path) -> Clients:
     (root / "registries.conf").write_text("unqualified-search-registries = []\n")
     (root / "storage.conf").write_text(
         '[storage]\ndriver = "vfs"\n'
-        f'graphroot = "{root / "storage" / "root"}"\nrunroot = "{root / "storage" / "run"}"\n'
+        f'graphroot = "{root / "storage" / "root"}"\nrunroot = "{root / "run"}"\n'
     )
     for sub in ("tmp", "docker", "cache", "podman/tmp", "xdg-runtime"):
         (root / sub).mkdir(parents=True, exist_ok=True)

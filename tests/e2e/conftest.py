@@ -1,8 +1,10 @@
 """Fixtures for end-to-end tests with real container clients against a real registry.
 
 * ``clients``: skopeo, buildah, podman and docker with storage, configuration and caches private
-  to the session (see ``clients.make_clients``);
-* ``repo``: a repository name unique to the test; ``http``: an httpx client on ``registry``;
+  to the session (see ``clients.make_clients``), signed in to ``registry`` with the test
+  credentials (an auth file and a docker config);
+* ``repo``: a repository name unique to the test; ``http``: an httpx client on ``registry``
+  (with the test credentials);
 * ``restart_server``: start a registry again on a killed server's data dir and port.
 """
 
@@ -26,9 +28,13 @@ from clients import ON_REFERENCE, Clients, make_clients
 
 
 @pytest.fixture(scope="session")
-def clients(tmp_path_factory: pytest.TempPathFactory) -> Clients:
-    """skopeo, buildah, podman and docker with storage and config private to this session."""
-    return make_clients(tmp_path_factory.mktemp("clients"))
+def clients(tmp_path_factory: pytest.TempPathFactory, registry: Any) -> Clients:
+    """skopeo, buildah, podman and docker with storage and config private to this session,
+    signed in to the shared registry (when it has accounts)."""
+    clients = make_clients(tmp_path_factory.mktemp("clients"))
+    if registry.auth is not None:
+        clients.store_credentials(registry.address, *registry.auth)
+    return clients
 
 
 @pytest.fixture
@@ -40,8 +46,9 @@ def repo(request: pytest.FixtureRequest) -> str:
 
 @pytest.fixture(scope="session")
 def http(registry: Any) -> Iterator[httpx.Client]:
-    """Plain HTTP client on the shared registry (for checks behind the container clients)."""
-    with httpx.Client(base_url=registry.url, timeout=30) as client:
+    """Plain HTTP client on the shared registry (for checks behind the container clients),
+    with the test credentials."""
+    with httpx.Client(base_url=registry.url, timeout=30, auth=registry.auth) as client:
         yield client
 
 
@@ -63,7 +70,8 @@ def restart_server(pytestconfig: pytest.Config) -> Iterator[RestartServer]:
     """``restart(server)``: start a new registry on a killed server's data dir and port.
 
     Uses ``start_cargobay`` from ``tests/conftest.py`` (``start_reference`` on the reference);
-    the new process keeps the old one's settings and is stopped at the end of the session.
+    the new process keeps the old one's settings and credentials (``server.auth``) and is
+    stopped at the end of the session.
     """
     shared = _shared_conftest(pytestconfig)
     started: list[Any] = []

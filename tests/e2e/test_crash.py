@@ -2,7 +2,7 @@
 
 The registry is killed the way a machine crash would kill it: SIGKILL to the main process and
 to every worker process it started (see ``processes.crash``). After a restart on the same data
-dir and port, an upload either reports an offset that the
+dir and port (and with the same credentials), an upload either reports an offset that the
 client can resume from (and resuming gives exactly the right blob) or is unknown (404
 BLOB_UPLOAD_UNKNOWN); every acknowledged manifest push survives; nothing answers 500.
 
@@ -104,7 +104,7 @@ def test_kill_between_chunks_then_resume(server_factory, restart_server) -> None
     server = server_factory()
     repo = "crash/chunked"
     data = random_bytes(3 * CHUNK + 1234)
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as http:
         r = http.post(f"/v2/{repo}/blobs/uploads/")
         assert r.status_code == 202, explain(r)
         location = r.headers["location"]
@@ -115,7 +115,7 @@ def test_kill_between_chunks_then_resume(server_factory, restart_server) -> None
     crash(server)
     server = restart_server(server)
 
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as http:
         offset = upload_offset(http, location)
         assert offset in (None, acked), f"status reports {offset}, last acknowledged {acked}"
         resume_or_restart(http, repo, location, data, acked, acked)
@@ -141,7 +141,7 @@ def test_kill_during_streamed_patch_then_resume(server_factory, restart_server) 
             sent += len(piece)
             yield piece
 
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as http:
         r = http.post(f"/v2/{repo}/blobs/uploads/")
         assert r.status_code == 202, explain(r)
         location = patch_chunk(http, r.headers["location"], data[:first], 0)
@@ -163,7 +163,7 @@ def test_kill_during_streamed_patch_then_resume(server_factory, restart_server) 
 
     server = restart_server(server)
 
-    with httpx.Client(base_url=server.url, timeout=60) as http:
+    with httpx.Client(base_url=server.url, timeout=60, auth=server.auth) as http:
         resume_or_restart(http, repo, location, data, first, sent)
 
 
@@ -182,7 +182,7 @@ def list_tags(http: httpx.Client, repo: str) -> list[str]:
 def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
     server = server_factory()
     repo = "crash/manifests"
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as http:
         config = json.dumps({"architecture": "amd64", "os": "linux"}).encode()
         layer = random_bytes(4096)
         config_digest = upload_blob(http, repo, config)
@@ -217,7 +217,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
     enough = threading.Event()
 
     def push_loop() -> None:
-        with httpx.Client(base_url=server.url, timeout=30) as client:
+        with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as client:
             for i in range(100_000):
                 body = manifest(i)
                 for tag in (f"t{i}", "latest"):
@@ -251,7 +251,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
     server = restart_server(server)
 
     digests = {sha256_digest(manifest(i)): i for i in latest_sent}
-    with httpx.Client(base_url=server.url, timeout=30) as http:
+    with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as http:
         tags = list_tags(http, repo)
         missing = sorted(set(acked) - set(tags))
         assert not missing, f"acknowledged tags lost in the crash: {missing}"

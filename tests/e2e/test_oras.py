@@ -35,8 +35,18 @@ SIGNATURE_TYPE = "application/vnd.cargobay.test.signature.v1"
 
 
 @pytest.fixture
-def oras_client(registry) -> oras.client.OrasClient:
-    return oras.client.OrasClient(hostname=registry.address, insecure=True)
+def oras_client(registry, tmp_path: Path) -> oras.client.OrasClient:
+    """An ORAS client signed in with the test credentials (its config file in ``tmp_path``)."""
+    client = oras.client.OrasClient(hostname=registry.address, insecure=True)
+    if registry.auth is not None:
+        user, token = registry.auth
+        client.login(
+            username=user,
+            password=token,
+            hostname=registry.address,
+            config_path=str(tmp_path / "oras-config.json"),
+        )
+    return client
 
 
 def push_artifact(

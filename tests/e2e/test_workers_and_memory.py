@@ -46,7 +46,8 @@ def test_chunks_of_one_upload_land_on_different_workers(server_factory) -> None:
     data = b"".join(parts)
     digest = "sha256:" + hashlib.sha256(data).hexdigest()
     # A new connection per request: the kernel spreads them over both workers.
-    start = httpx.post(f"{server.url}/v2/{repo}/blobs/uploads/")
+    auth = server.auth
+    start = httpx.post(f"{server.url}/v2/{repo}/blobs/uploads/", auth=auth)
     assert start.status_code == 202
     location = start.headers["Location"]
     offset = 0
@@ -55,15 +56,16 @@ def test_chunks_of_one_upload_land_on_different_workers(server_factory) -> None:
             f"{server.url}{location}",
             content=part,
             headers={"Content-Range": f"{offset}-{offset + len(part) - 1}"},
+            auth=auth,
         )
         assert r.status_code == 202, r.text
         offset += len(part)
         assert r.headers["Range"] == f"0-{offset - 1}"
-        status = httpx.get(f"{server.url}{location}")
+        status = httpx.get(f"{server.url}{location}", auth=auth)
         assert status.headers["Range"] == f"0-{offset - 1}"
-    done = httpx.put(f"{server.url}{location}", params={"digest": digest})
+    done = httpx.put(f"{server.url}{location}", params={"digest": digest}, auth=auth)
     assert done.status_code == 201, done.text
-    pulled = httpx.get(f"{server.url}/v2/{repo}/blobs/{digest}")
+    pulled = httpx.get(f"{server.url}/v2/{repo}/blobs/{digest}", auth=auth)
     assert pulled.status_code == 200
     assert pulled.content == data
 
@@ -93,7 +95,7 @@ def test_memory_stays_flat_while_streaming_a_large_blob(server_factory) -> None:
     sampler = threading.Thread(target=sample, daemon=True)
     sampler.start()
     try:
-        with httpx.Client(base_url=server.url, timeout=120) as client:
+        with httpx.Client(base_url=server.url, timeout=120, auth=server.auth) as client:
             start = client.post("/v2/big/blob/blobs/uploads/")
             location = start.headers["Location"]
             r = client.patch(location, content=body())
