@@ -101,8 +101,39 @@ class Server:
             cmd += ["--workers", str(self.workers)]
         return cmd
 
+    def provision(self) -> None:
+        """cargobay: a user ``bench`` (the namespace of the bench repositories) and an
+        all-scopes personal access token, used as the bench's credentials (auth stays on)."""
+        if self.kind != "cargobay" or os.environ.get("CARGOBAY_BENCH_TOKEN"):
+            return
+        cli = [str(VENV_PYTHON), "-m", "cargobay"]
+        where = ["--data-dir", str(self.data_dir)]
+        subprocess.run([*cli, "user", "create", "bench", *where], check=True, capture_output=True)
+        token = subprocess.run(
+            [
+                *cli,
+                "token",
+                "create",
+                "--user",
+                "bench",
+                "--note",
+                "bench",
+                "--scopes",
+                "read:packages,write:packages,delete:packages",
+                *where,
+            ],
+            check=True,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+        os.environ["CARGOBAY_BENCH_USER"] = "bench"
+        os.environ["CARGOBAY_BENCH_TOKEN"] = token
+
     def start(self, timeout: float = 40.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if not (self.data_dir / "cargobay.db").exists():
+            os.environ.pop("CARGOBAY_BENCH_TOKEN", None)
+        self.provision()
         self.port = free_port()
         cmd = ["taskset", "-c", self.cpus, *self.command()]
         with self.log_path.open("ab") as log:
