@@ -103,6 +103,7 @@ def serve(
         log_level=LogLevels.warning,
         log_access=False,
         backlog=2048,
+        backpressure=settings.backpressure or None,
     ).serve()
 
 

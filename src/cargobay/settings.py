@@ -45,6 +45,10 @@ class Settings(BaseSettings):
     upload_timeout: float = Field(default=600.0, gt=0)
     #: How often expired uploads are swept, in seconds.
     upload_sweep_interval: float = Field(default=60.0, gt=0)
+    #: Most requests one worker runs at once (others wait in the server, not in Python).
+    #: Lower values cut tail latency under many small requests, but long uploads hold their
+    #: slot for their whole duration. 0: no limit.
+    backpressure: int = Field(default=0, ge=0)
     #: Largest page of tags or repositories a client may ask for.
     max_page_size: int = Field(default=10_000, ge=1)
 

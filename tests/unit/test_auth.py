@@ -129,3 +129,10 @@ def test_failed_sign_ins_are_limited_per_key() -> None:
     assert limiter.blocked("client:1", "user:someone")
     assert limiter.blocked("client:2", "user:octo")
     assert not limiter.blocked("client:2", "user:other")
+
+
+def test_a_token_knows_which_repositories_it_was_issued_for(tokens: RegistryTokens) -> None:
+    token, _, _ = tokens.issue("octo", [GrantedAccess("repository", "acme/new", frozenset())], 1)
+    claims = tokens.verify(token)
+    assert claims.mentions("repository", "acme/new")  # asked for, nothing granted (yet)
+    assert not claims.mentions("repository", "acme/other")

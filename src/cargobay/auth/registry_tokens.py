@@ -57,6 +57,10 @@ class RegistryClaims:
     token_id: int | None
     expires_at: float
 
+    def mentions(self, type_: str, name: str) -> bool:
+        """Whether the token was issued for this resource at all (even with no actions)."""
+        return any(g.type == type_ and g.name == name for g in self.access)
+
     def actions_for(self, type_: str, name: str) -> frozenset[str]:
         for granted in self.access:
             if granted.type == type_ and granted.name == name:

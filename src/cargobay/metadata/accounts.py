@@ -37,7 +37,7 @@ _ACCOUNT_COLUMNS = (
 _ACCOUNT_BY_LOGIN = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE login = :login"
 _ACCOUNT_BY_ID = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE id = :id"
 _TOKEN_COLUMNS = (
-    "id, kind, user_id, scopes, note, source_repository_id, created_at, expires_at,"
+    "id, kind, token_hash, user_id, scopes, note, source_repository_id, created_at, expires_at,"
     " last_used_at, revoked_at"
 )
 _TOKEN_BY_HASH = f"SELECT {_TOKEN_COLUMNS} FROM tokens WHERE token_hash = :hash"
@@ -90,14 +90,15 @@ def _token(row: Sequence[Any]) -> TokenRecord:
     return TokenRecord(
         id=int(row[0]),
         kind=row[1],
-        user_id=row[2],
-        scopes=tuple(s for s in (row[3] or "").split(",") if s),
-        note=row[4],
-        source_repository_id=row[5],
-        created_at=_aware(row[6]),
-        expires_at=_maybe_time(row[7]),
-        last_used_at=_maybe_time(row[8]),
-        revoked_at=_maybe_time(row[9]),
+        token_hash=row[2],
+        user_id=row[3],
+        scopes=tuple(s for s in (row[4] or "").split(",") if s),
+        note=row[5],
+        source_repository_id=row[6],
+        created_at=_aware(row[7]),
+        expires_at=_maybe_time(row[8]),
+        last_used_at=_maybe_time(row[9]),
+        revoked_at=_maybe_time(row[10]),
     )
 
 

@@ -167,6 +167,8 @@ class SourceRepository:
 class TokenRecord:
     id: int
     kind: str
+    #: SHA-256 of the token (the token itself is never stored).
+    token_hash: str
     user_id: int | None
     scopes: tuple[str, ...]
     note: str | None

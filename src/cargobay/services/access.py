@@ -28,7 +28,7 @@ from cargobay.auth.policy import (
 from cargobay.auth.principal import ANONYMOUS, Kind, Principal
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import GrantedAccess, RegistryClaims, RegistryTokens
-from cargobay.auth.secrets import TokenKind, hash_token, token_kind
+from cargobay.auth.secrets import TokenKind, hash_token, same_secret, token_kind
 from cargobay.errors import Denied, NameUnknown, TooManyRequests, Unauthenticated
 from cargobay.metadata.base import (
     AccountStore,
@@ -115,7 +115,10 @@ class AccessService:
         (so nobody can lock a user out by failing on purpose).
         """
         kind = token_kind(secret)
-        record = await self.tokens.by_hash(hash_token(secret)) if kind else None
+        token_hash = hash_token(secret)
+        record = await self.tokens.by_hash(token_hash) if kind else None
+        if record is not None and not same_secret(record.token_hash, token_hash):
+            record = None
         principal = await self._principal_for(record) if record else None
         if principal is None:
             keys = (f"client:{client}", f"user:{username.lower()}")
@@ -282,7 +285,9 @@ class AccessService:
         RFC 6750 §3.1: 403 with ``error="insufficient_scope"`` (clients such as the ORAS SDK
         fetch a new token only after a 403); anonymous callers get 401 to sign in."""
         challenge = self.challenge(access, "insufficient_scope")
-        if principal.anonymous:
+        grant = principal.registry_grant
+        if principal.anonymous or (grant and not grant.mentions("repository", access.name)):
+            # A token issued for another repository: sign in anew (401).
             return Unauthenticated("authentication required", challenge=challenge)
         return Denied(
             "the registry token does not grant this access; request a token with this scope",
