@@ -102,13 +102,17 @@ class Server:
         return cmd
 
     def provision(self) -> None:
-        """cargobay: a user ``bench`` (the namespace of the bench repositories) and an
+        """cargobay: a user ``bench`` (the namespace of the bench repositories) and a fresh
         all-scopes personal access token, used as the bench's credentials (auth stays on)."""
-        if self.kind != "cargobay" or os.environ.get("CARGOBAY_BENCH_TOKEN"):
+        if self.kind != "cargobay":
             return
         cli = [str(VENV_PYTHON), "-m", "cargobay"]
         where = ["--data-dir", str(self.data_dir)]
-        subprocess.run([*cli, "user", "create", "bench", *where], check=True, capture_output=True)
+        made = subprocess.run(
+            [*cli, "user", "create", "bench", *where], capture_output=True, text=True
+        )
+        if made.returncode != 0 and "already taken" not in made.stderr:
+            raise StartError(f"{self.label}: creating the bench user failed: {made.stderr}")
         token = subprocess.run(
             [
                 *cli,
@@ -131,8 +135,6 @@ class Server:
 
     def start(self, timeout: float = 40.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
-        if not (self.data_dir / "cargobay.db").exists():
-            os.environ.pop("CARGOBAY_BENCH_TOKEN", None)
         self.provision()
         self.port = free_port()
         cmd = ["taskset", "-c", self.cpus, *self.command()]
