@@ -91,6 +91,15 @@ class Server:
             os.killpg(self.process.pid, sig)
             self.process.wait(timeout=30)
 
+    def stop(self) -> None:
+        """SIGTERM (a clean shutdown), then SIGKILL to the whole group if it hangs."""
+        if self.process.poll() is None:
+            self.process.terminate()
+            try:
+                self.process.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.kill()
+
     def log(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path else ""
 
@@ -262,13 +271,7 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
 
     yield factory
     for server in started:
-        if server.process.poll() is None:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        server.stop()
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import re
 import secrets
-import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -88,10 +87,4 @@ def restart_server(pytestconfig: pytest.Config) -> Iterator[RestartServer]:
 
     yield restart
     for server in started:
-        if server.process.poll() is None:
-            server.process.terminate()
-            try:
-                server.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                server.process.kill()
-                server.process.wait()
+        server.stop()

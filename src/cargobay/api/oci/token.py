@@ -30,10 +30,12 @@ async def token(request: Request) -> Response:
     client = request.client.host if request.client else ""
     params = request.query_params
     if request.method == "POST":
-        body = await request.body()
-        if len(body) > _MAX_FORM:
-            raise Unsupported("form too large")
-        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > _MAX_FORM:
+                raise Unsupported("form too large")
+        form = parse_qs(bytes(body).decode("utf-8", "replace"), keep_blank_values=True)
         grant_type = form.get("grant_type", [""])[0]
         if grant_type != "password":
             raise Unsupported(f"grant_type {grant_type!r} is not supported; use password")
