@@ -61,7 +61,7 @@ def migrate(
     if not quiet:
         typer.echo("database schema is up to date")
     if not users:
-        data = f" --data-dir {settings.data_dir}" if data_dir else ""
+        data = f" --data-dir {settings.data_dir}"
         typer.echo(
             "cargobay: there are no users yet. Create the first administrator and a token:\n"
             f"  cargobay user create NAME --admin{data}\n"
