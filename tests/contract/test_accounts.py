@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 
@@ -21,8 +20,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def meta(tmp_path: Path) -> Iterator[SqlMetadata]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+def meta(database_url: str) -> Iterator[SqlMetadata]:
+    engine = make_engine(database_url)
     migrate(engine)
     store = SqlMetadata(engine)
     yield store

@@ -6,7 +6,6 @@ import asyncio
 import hashlib
 from collections.abc import Awaitable, Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -29,8 +28,8 @@ def anyio_backend() -> str:
 
 
 @pytest.fixture
-def meta(tmp_path: Path) -> Iterator[SqlMetadata]:
-    engine = make_engine(f"sqlite:///{tmp_path / 'meta.db'}")
+def meta(database_url: str) -> Iterator[SqlMetadata]:
+    engine = make_engine(database_url)
     assert pending_migrations(engine)
     migrate(engine)
     assert not pending_migrations(engine)
@@ -155,10 +154,10 @@ async def test_uploads_expire(meta: SqlMetadata) -> None:
     assert await meta.uploads.get(upload.id) is None
 
 
-async def test_reads_see_every_commit_from_any_connection(tmp_path: Path) -> None:
+async def test_reads_see_every_commit_from_any_connection(database_url: str) -> None:
     """Hot-path reads may be cached, but a new request never sees less than the last commit
     made by another store instance (another worker process shares the database this way)."""
-    url = f"sqlite:///{tmp_path / 'shared.db'}"
+    url = database_url
     engine = make_engine(url)
     migrate(engine)
     reader, writer = SqlMetadata(engine), SqlMetadata(make_engine(url))
@@ -193,14 +192,14 @@ async def test_a_request_sees_its_own_writes(meta: SqlMetadata) -> None:
     assert await meta.blobs.linked_size(REPO, blob) == 3
 
 
-def test_migrations_produce_exactly_the_schema(tmp_path: Path) -> None:
+def test_migrations_produce_exactly_the_schema(database_url: str) -> None:
     """The Alembic history and the table definitions agree (no autogenerate diff)."""
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
     from cargobay.metadata.schema import metadata
 
-    engine = make_engine(f"sqlite:///{tmp_path / 'schema.db'}")
+    engine = make_engine(database_url)
     migrate(engine)
     with engine.connect() as connection:
         assert compare_metadata(MigrationContext.configure(connection), metadata) == []

@@ -170,6 +170,10 @@ class _Database:
         with self.engine.connect() as connection:
             yield connection
 
+    def bytewise(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
+        """``column`` compared byte by byte (the spec's lexical order), whatever the locale."""
+        return column.collate("C") if self.dialect == "postgresql" else column
+
     def repository_id(self, connection: sa.Connection, name: str) -> int | None:
         return connection.execute(
             sa.select(repositories.c.id).where(repositories.c.name == name)
@@ -201,9 +205,10 @@ class SqlRepositoryStore:
             return self.db.repository_id(c, name) is not None
 
     async def list_names(self, *, last: str | None, limit: int) -> list[RepositoryName]:
-        stmt = sa.select(repositories.c.name).order_by(repositories.c.name).limit(limit)
+        name = self.db.bytewise(repositories.c.name)
+        stmt = sa.select(repositories.c.name).order_by(name).limit(limit)
         if last is not None:
-            stmt = stmt.where(repositories.c.name > last)
+            stmt = stmt.where(name > last)
         with self.db.read() as c:
             return [RepositoryName(n) for n in c.execute(stmt).scalars()]
 
@@ -393,11 +398,11 @@ class SqlManifestStore:
             stmt = (
                 sa.select(tags.c.name)
                 .where(tags.c.repository_id == repository_id)
-                .order_by(tags.c.name)
+                .order_by(self.db.bytewise(tags.c.name))
                 .limit(limit)
             )
             if last is not None:
-                stmt = stmt.where(tags.c.name > last)
+                stmt = stmt.where(self.db.bytewise(tags.c.name) > last)
             return [Tag(t) for t in c.execute(stmt).scalars()]
 
     async def referrers(

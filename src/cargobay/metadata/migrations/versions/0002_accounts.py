@@ -152,7 +152,7 @@ def upgrade() -> None:
         )
         batch_op.add_column(sa.Column("source_repository_id", sa.Integer(), nullable=True))
         batch_op.add_column(
-            sa.Column("inherit_access", sa.Boolean(), server_default=sa.text("0"), nullable=False)
+            sa.Column("inherit_access", sa.Boolean(), server_default=sa.false(), nullable=False)
         )
         batch_op.add_column(sa.Column("published_by_repository_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key(
