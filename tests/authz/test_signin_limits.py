@@ -30,3 +30,22 @@ def test_failures_are_limited_but_a_valid_token_still_works(server_factory) -> N
     # The owner of the name being attacked, with the right token: not locked out.
     ok = httpx.get(f"{server.url}/v2/", auth=(server.user, server.token))
     assert ok.status_code == 200, ok.text
+
+
+def test_malformed_scopes_grant_nothing_and_never_fail(registry) -> None:  # type: ignore[no-untyped-def]
+    import jwt
+
+    scopes = [
+        "repository:../../etc:pull",
+        "repository:UPPER/case:pull",
+        "garbage",
+        "registry:catalog:*",
+        "repository:a:b:c:pull",
+        "repository:api/fine:pull,bogus",
+    ]
+    r = httpx.get(
+        f"{registry.url}/token", params=[("scope", s) for s in scopes], auth=registry.auth
+    )
+    assert r.status_code == 200, r.text
+    claims = jwt.decode(r.json()["token"], options={"verify_signature": False})
+    assert claims["access"] == [{"type": "repository", "name": "api/fine", "actions": []}]

@@ -29,7 +29,13 @@ from cargobay.auth.principal import ANONYMOUS, Kind, Principal
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import GrantedAccess, RegistryClaims, RegistryTokens
 from cargobay.auth.secrets import TokenKind, hash_token, same_secret, token_kind
-from cargobay.errors import Denied, NameUnknown, TooManyRequests, Unauthenticated
+from cargobay.errors import (
+    Denied,
+    NameInvalid,
+    NameUnknown,
+    TooManyRequests,
+    Unauthenticated,
+)
 from cargobay.metadata.base import (
     AccountStore,
     PackageAccess,
@@ -37,8 +43,11 @@ from cargobay.metadata.base import (
     TokenRecord,
     TokenStore,
 )
+from cargobay.oci.names import parse_name
 
 _TOUCH_EVERY = 60.0
+#: Scopes honoured in one token request.
+_MAX_SCOPES = 100
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,11 +360,14 @@ class AccessService:
     ) -> IssuedToken:
         """``/token``: a registry token granting what was asked, as far as it is allowed."""
         granted: list[GrantedAccess] = []
-        for scope in scopes:
+        for scope in list(scopes)[:_MAX_SCOPES]:
             parts = scope.split(":")
-            if len(parts) < 3 or parts[0] != "repository":
+            if len(parts) != 3 or parts[0] != "repository":
+                continue  # unknown resource types and malformed scopes grant nothing
+            try:
+                name = parse_name(parts[1])
+            except NameInvalid:
                 continue
-            name = ":".join(parts[1:-1])
             wanted = {Action(a) for a in parts[-1].split(",") if a in {x.value for x in Action}}
             if "*" in parts[-1].split(","):
                 wanted = set(Action)
@@ -386,6 +398,3 @@ def _with_grant(principal: Principal, claims: RegistryClaims) -> Principal:
         workflow_permission=principal.workflow_permission,
         registry_grant=claims,
     )
-
-
-__all__ = ["AccessService", "IssuedToken", "Scope"]
