@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import socket
 import subprocess
 import sys
 from collections.abc import Callable, Coroutine
@@ -83,6 +84,7 @@ def serve(
     from granian.log import LogLevels
 
     settings = _settings(host=host, port=port, data_dir=data_dir, workers=workers)
+    _check_bindable(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CARGOBAY_DATA_DIR"] = str(settings.data_dir.resolve())
     if settings.resolved_database_url.startswith("sqlite"):
@@ -105,6 +107,18 @@ def serve(
         backlog=2048,
         backpressure=settings.backpressure or None,
     ).serve()
+
+
+def _check_bindable(host: str, port: int) -> None:
+    """Fail with one clear line (not a server backtrace) when the address is taken."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            probe.bind((host, port))
+        except OSError as exc:
+            typer.echo(f"cargobay: cannot listen on {host}:{port}: {exc.strerror}", err=True)
+            raise typer.Exit(1) from None
 
 
 def main() -> None:
