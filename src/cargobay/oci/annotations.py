@@ -1,0 +1,62 @@
+"""Package metadata from ``org.opencontainers.image.*`` labels and annotations
+(image-spec annotations.md): where the source lives, what it is, under which license.
+
+Pure functions: the caller gathers the layers of metadata (index annotations, manifest
+annotations, image config labels) and passes them most important first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+SOURCE = "org.opencontainers.image.source"
+DESCRIPTION = "org.opencontainers.image.description"
+LICENSES = "org.opencontainers.image.licenses"
+
+#: Longest description and license expression kept; longer values are cut.
+MAX_DESCRIPTION = 512
+MAX_LICENSES = 256
+MAX_SOURCE = 2048
+
+
+@dataclass(frozen=True, slots=True)
+class PackageMetadata:
+    source: str | None = None
+    description: str | None = None
+    licenses: str | None = None
+
+
+def _first(key: str, layers: tuple[Mapping[str, str] | None, ...], limit: int) -> str | None:
+    for layer in layers:
+        if not layer:
+            continue
+        value = layer.get(key)
+        if isinstance(value, str) and value.strip():
+            return value.strip()[:limit]
+    return None
+
+
+def package_metadata(*layers: Mapping[str, str] | None) -> PackageMetadata:
+    """Each field from the first layer that has it: pass index annotations first (they win for
+    a multi-arch image), then manifest annotations, then the image config's labels."""
+    return PackageMetadata(
+        source=_first(SOURCE, layers, MAX_SOURCE),
+        description=_first(DESCRIPTION, layers, MAX_DESCRIPTION),
+        licenses=_first(LICENSES, layers, MAX_LICENSES),
+    )
+
+
+def config_labels(config: bytes) -> dict[str, str]:
+    """The labels of an OCI or Docker image config (``config.Labels``); {} if there are none
+    or the document is not an image config."""
+    try:
+        doc = json.loads(config)
+    except (ValueError, UnicodeDecodeError):
+        return {}
+    inner = doc.get("config") if isinstance(doc, dict) else None
+    labels = inner.get("Labels") if isinstance(inner, dict) else None
+    if not isinstance(labels, dict):
+        return {}
+    return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
