@@ -347,11 +347,7 @@ class AccessService:
         )
 
     async def can_read(self, principal: Principal, name: str) -> bool:
-        package = await self.packages.get(name)
-        if package is None:
-            return False
-        role = await self.role(principal, package)
-        return self._allows(principal, role, Action.PULL, name)
+        return Action.PULL in await self.allowed_actions(principal, name, {Action.PULL})
 
     # -- the token service ----------------------------------------------------------------------
 

@@ -8,7 +8,7 @@ up to :data:`DRAIN_LIMIT` bytes.
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 
 from starlette.requests import ClientDisconnect, Request
 
@@ -36,6 +36,18 @@ class Body:
             elif message["type"] == "http.disconnect":
                 self.done = True
                 raise ClientDisconnect()
+
+    async def read(self, limit: int, too_large: Callable[[], Exception]) -> bytes:
+        """The whole body, refusing (``too_large()``) one declared or found to be over
+        ``limit`` bytes without reading further."""
+        if self.declared is not None and self.declared > limit:
+            raise too_large()
+        data = bytearray()
+        async for chunk in self:
+            data += chunk
+            if len(data) > limit:
+                raise too_large()
+        return bytes(data)
 
     async def drain(self) -> None:
         """Discard what is left of the body, unless that is more than DRAIN_LIMIT."""

@@ -234,17 +234,6 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
 # -- manifests --------------------------------------------------------------------------------
 
 
-async def _read_manifest_body(body: Body, limit: int) -> bytes:
-    if body.declared is not None and body.declared > limit:
-        raise ManifestTooLarge(f"manifest exceeds the limit of {limit} bytes", limit=limit)
-    data = bytearray()
-    async for chunk in body:
-        data += chunk
-        if len(data) > limit:
-            raise ManifestTooLarge(f"manifest exceeds the limit of {limit} bytes", limit=limit)
-    return bytes(data)
-
-
 @repository_access
 async def manifest(request: Request, name: RepositoryName) -> Response:
     """spec.md "Pulling manifests" (GET/HEAD), "Pushing manifests" (PUT), "Deleting tags" and
@@ -255,7 +244,13 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
     if method == "PUT":
         body = Body(request)
         async with body.draining_on_error():
-            content = await _read_manifest_body(body, reg.manifests.max_manifest_size)
+            limit = reg.manifests.max_manifest_size
+            content = await body.read(
+                limit,
+                lambda: ManifestTooLarge(
+                    f"manifest exceeds the limit of {limit} bytes", limit=limit
+                ),
+            )
             pushed = await reg.manifests.put(
                 name, reference, content, request.headers.get("content-type")
             )

@@ -10,6 +10,7 @@ from urllib.parse import parse_qs
 from starlette.requests import Request
 from starlette.responses import Response
 
+from cargobay.api.oci.body import Body
 from cargobay.auth.principal import ANONYMOUS, Principal
 from cargobay.errors import Unauthenticated, Unsupported
 from cargobay.services.access import AccessService
@@ -30,12 +31,8 @@ async def token(request: Request) -> Response:
     client = request.client.host if request.client else ""
     params = request.query_params
     if request.method == "POST":
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > _MAX_FORM:
-                raise Unsupported("form too large")
-        form = parse_qs(bytes(body).decode("utf-8", "replace"), keep_blank_values=True)
+        body = await Body(request).read(_MAX_FORM, lambda: Unsupported("form too large"))
+        form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         grant_type = form.get("grant_type", [""])[0]
         if grant_type != "password":
             raise Unsupported(f"grant_type {grant_type!r} is not supported; use password")
