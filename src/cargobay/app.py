@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 from starlette.applications import Starlette
@@ -12,13 +12,17 @@ from starlette.types import Receive, Scope, Send
 
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
+from cargobay.api.rest.app import create_rest_app
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.services.access import AccessService
+from cargobay.services.accounts import AccountService
 from cargobay.services.blobs import BlobService
-from cargobay.services.manifests import ManifestService
+from cargobay.services.downloads import DownloadCounter
+from cargobay.services.manifests import ManifestService, OnPublish
+from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 from cargobay.services.uploads import UploadService
 from cargobay.settings import Settings, load_settings
@@ -34,6 +38,27 @@ def build_blob_store(settings: Settings) -> BlobStore:
         return FilesystemBlobStore(settings.data_dir)
     if settings.blob_store == "memory":
         return MemoryBlobStore()
+    if settings.blob_store == "s3":
+        # Imported here: boto3 costs start-up time and memory where S3 is not used.
+        from cargobay.storage.s3 import S3BlobStore
+        from cargobay.storage.s3_client import S3Calls, make_client
+
+        calls = S3Calls(
+            make_client(
+                endpoint_url=settings.s3_endpoint_url,
+                region=settings.s3_region,
+                access_key_id=settings.s3_access_key_id,
+                secret_access_key=settings.s3_secret_access_key,
+            ),
+            settings.s3_bucket,
+        )
+        calls.ensure_bucket(settings.s3_region)
+        return S3BlobStore(
+            calls,
+            prefix=settings.s3_prefix,
+            presign_expiry=settings.s3_presign_expiry,
+            redirect=settings.blob_redirect,
+        )
     raise ValueError(f"unknown blob store {settings.blob_store!r}")
 
 
@@ -49,7 +74,12 @@ def build_metadata(settings: Settings) -> SqlMetadata:
     return SqlMetadata(engine)
 
 
-def build_registry(settings: Settings, metadata: SqlMetadata, store: BlobStore) -> Registry:
+def build_registry(
+    settings: Settings,
+    metadata: SqlMetadata,
+    store: BlobStore,
+    on_publish: OnPublish | None = None,
+) -> Registry:
     return Registry(
         blobs=BlobService(store, metadata.blobs),
         uploads=UploadService(
@@ -60,19 +90,24 @@ def build_registry(settings: Settings, metadata: SqlMetadata, store: BlobStore) 
             timeout=settings.upload_timeout,
         ),
         manifests=ManifestService(
-            metadata.manifests, metadata.repositories, max_manifest_size=settings.max_manifest_size
+            metadata.manifests,
+            metadata.repositories,
+            store,
+            max_manifest_size=settings.max_manifest_size,
+            on_publish=on_publish,
         ),
+        downloads=DownloadCounter(metadata.manifests),
         max_page_size=settings.max_page_size,
     )
 
 
-async def _sweep_uploads(registry: Registry, interval: float) -> None:
+async def _every(interval: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
     while True:
         await anyio.sleep(interval)
         try:
-            await registry.uploads.purge_expired()
+            await job()
         except Exception:
-            log.exception("sweeping expired uploads failed")
+            log.exception("%s failed", what)
 
 
 def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
@@ -91,21 +126,53 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
-    registry = build_registry(settings, metadata, store)
     access = build_access(settings, metadata)
+    packages = PackageService(
+        metadata.package_records,
+        metadata.accounts,
+        access,
+        web_base=settings.public_base_url,
+        restore_window=settings.restore_window,
+        protected_downloads=settings.protected_downloads,
+    )
+    registry = build_registry(settings, metadata, store, packages.published)
+    accounts = AccountService(metadata, workflow_token_ttl=settings.workflow_token_ttl)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(_sweep_uploads, registry, settings.upload_sweep_interval)
+            tasks.start_soon(
+                _every,
+                settings.upload_sweep_interval,
+                "sweeping expired uploads",
+                registry.uploads.purge_expired,
+            )
+            tasks.start_soon(
+                _every,
+                settings.download_flush_interval,
+                "writing download counts",
+                registry.downloads.flush,
+            )
+            tasks.start_soon(
+                _every, settings.purge_interval, "purging deleted packages", packages.purge_expired
+            )
             yield
             tasks.cancel_scope.cancel()
+        with contextlib.suppress(Exception):
+            await registry.downloads.flush()
         metadata.close()
 
+    state = {
+        "registry": registry,
+        "settings": settings,
+        "access": access,
+        "packages": packages,
+        "accounts": accounts,
+    }
     site = Starlette(lifespan=lifespan)
     site.state.settings = settings
     site.state.registry = registry
-    state = {"registry": registry, "settings": settings, "access": access}
+    site.mount("/api/v3", create_rest_app(state))
     return CargobayApp(OciApp(ROUTES, state), site)
 
 

@@ -104,6 +104,18 @@ class NotFound(CargobayError):
     """not found"""
 
 
+class Conflict(CargobayError):
+    """the request conflicts with the current state"""
+
+
+class VersionInUse(Conflict):
+    """the version is referenced by an index that is not deleted"""
+
+
+class DeletionRefused(CargobayError):
+    """this package can't be deleted"""
+
+
 class TooManyRequests(CargobayError):
     """too many failed attempts; try again later"""
 

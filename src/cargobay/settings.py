@@ -34,8 +34,22 @@ class Settings(BaseSettings):
 
     #: ``sqlite`` (a file in ``data_dir``) or a SQLAlchemy URL.
     database_url: str = ""
-    #: ``filesystem`` (under ``data_dir``) or ``memory`` (tests only).
+    #: ``filesystem`` (under ``data_dir``), ``s3`` (the ``s3_*`` settings) or ``memory`` (tests).
     blob_store: str = "filesystem"
+    #: S3 (``blob_store = "s3"``): endpoint of an S3-compatible service (empty: AWS S3), the
+    #: bucket (created if missing), its region, credentials (empty: boto3's usual sources) and a
+    #: key prefix for everything cargobay stores.
+    s3_endpoint_url: str = ""
+    s3_bucket: str = "cargobay"
+    s3_region: str = "us-east-1"
+    s3_access_key_id: str = ""
+    s3_secret_access_key: str = ""
+    s3_prefix: str = ""
+    #: Seconds a presigned blob URL stays valid.
+    s3_presign_expiry: int = Field(default=300, ge=1, le=7 * 86400)
+    #: Answer blob GETs with a 307 redirect to the store's own URL for the blob (a presigned S3
+    #: URL) where the store has one; False streams every blob through the registry.
+    blob_redirect: bool = True
 
     #: Largest blob accepted, in bytes (10 GB by default).
     max_blob_size: int = Field(default=10 * 1000**3, ge=1)
@@ -65,6 +79,17 @@ class Settings(BaseSettings):
     #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.
     sign_in_failures: int = Field(default=10, ge=1)
     sign_in_window: float = Field(default=300.0, gt=0)
+
+    #: Deleted packages and versions can be restored for this many seconds (30 days), then
+    #: they are purged.
+    restore_window: float = Field(default=30 * 86400.0, gt=0)
+    #: How often deleted content past the restore window is purged, in seconds.
+    purge_interval: float = Field(default=3600.0, gt=0)
+    #: Public packages with a version downloaded more often than this can only be deleted by
+    #: a site administrator.
+    protected_downloads: int = Field(default=5000, ge=0)
+    #: How often download counts gathered in memory are written, in seconds.
+    download_flush_interval: float = Field(default=2.0, gt=0)
 
     @classmethod
     def settings_customise_sources(

@@ -51,6 +51,27 @@ class NewManifest:
     blobs: Sequence[Digest]
     #: Child manifests (of an index) that must exist in the repository.
     manifests: Sequence[Digest]
+    #: Package metadata (``image``, ``index`` or ``artifact``; ``os/arch[/variant]``; what its
+    #: ``org.opencontainers.image.*`` labels and annotations say). An index missing a field
+    #: takes it from its first child that has it.
+    kind: str = "image"
+    platform: str | None = None
+    description: str | None = None
+    license: str | None = None
+    source_url: str | None = None
+    #: Children of an index that are attestations (``vnd.docker.reference.type``), and the
+    #: platform the index gives each child.
+    attestations: Sequence[Digest] = ()
+    child_platforms: dict[Digest, str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class StoredManifest:
+    """What a manifest push did: the version's id, and whether it was the package's first."""
+
+    id: int
+    package_id: int
+    first_version: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -84,16 +105,22 @@ class ManifestStore(Protocol):
     async def get(self, repository: RepositoryName, reference: Digest | Tag) -> Manifest | None:
         """The manifest a digest or a tag names in ``repository``, or None."""
 
-    async def put(self, repository: RepositoryName, manifest: NewManifest, tag: Tag | None) -> None:
-        """Store ``manifest`` (idempotent for the same digest) and point ``tag`` at it, atomically.
+    async def put(
+        self, repository: RepositoryName, manifest: NewManifest, tag: Tag | None
+    ) -> StoredManifest:
+        """Store ``manifest`` (idempotent for the same digest; a deleted version pushed again
+        is active again) and point ``tag`` at it, atomically; the package's description,
+        license and source become the version's (unless it is a referrer, i.e. has a subject).
 
         In the same transaction checks that every ``manifest.blobs`` is linked in the repository
-        (else ManifestBlobUnknown) and every ``manifest.manifests`` exists there (else
-        ManifestUnknown); on error nothing changes.
+        (else ManifestBlobUnknown) and every ``manifest.manifests`` exists there, not deleted
+        (else ManifestUnknown); marks those children; on error nothing changes.
         """
 
     async def delete(self, repository: RepositoryName, digest: Digest) -> bool:
-        """Delete the manifest and every tag pointing at it. True if it existed."""
+        """Delete the version (restorable): it is no longer pullable and its tags are free; an
+        index takes its children with it unless another index uses them. Raises VersionInUse
+        if an index that is not deleted references it. True if it existed."""
 
     async def delete_tag(self, repository: RepositoryName, tag: Tag) -> bool:
         """Delete only the tag. True if it existed."""
@@ -107,6 +134,9 @@ class ManifestStore(Protocol):
         self, repository: RepositoryName, subject: Digest, artifact_type: str | None
     ) -> list[Referrer]:
         """Manifests in ``repository`` whose subject is ``subject``, optionally filtered."""
+
+    async def add_downloads(self, counts: dict[tuple[str, str], int]) -> None:
+        """Add ``counts[(repository, digest)]`` to those versions' download counts."""
 
 
 class UploadStore(Protocol):
@@ -245,3 +275,95 @@ class PackageAccessStore(Protocol):
     ) -> PackageAccess:
         """Create the package unless it exists (then return it unchanged); the creating user
         gets the admin role."""
+
+
+# -- packages and versions ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class PackageRecord:
+    """A package as people manage it (the REST API, the pages)."""
+
+    id: int
+    #: The registry name ``owner/name`` (for a deleted package: the name it had).
+    name: str
+    owner_id: int
+    owner_login: str
+    owner_type: str
+    visibility: str
+    source_repository_id: int | None
+    #: ``owner/name`` of the linked source repository.
+    repository: str | None
+    repository_private: bool
+    repository_owner_id: int | None
+    repository_owner_type: str | None
+    inherit_access: bool
+    published_by_repository_id: int | None
+    description: str | None
+    license: str | None
+    source_url: str | None
+    version_count: int
+    download_count: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+    @property
+    def package_name(self) -> str:
+        """The name within the namespace (``team/api`` for ``acme/team/api``)."""
+        return self.name.split("/", 1)[1]
+
+    @property
+    def access(self) -> PackageAccess:
+        return PackageAccess(
+            id=self.id,
+            name=self.name,
+            owner_id=self.owner_id,
+            visibility=self.visibility,
+            source_repository_id=self.source_repository_id,
+            inherit_access=self.inherit_access,
+            published_by_repository_id=self.published_by_repository_id,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One manifest of a package."""
+
+    id: int
+    package_id: int
+    digest: Digest
+    media_type: str
+    kind: str
+    #: Bytes of the manifest and everything it references (layers, config, children).
+    size: int
+    platform: str | None
+    is_child: bool
+    attestation: bool
+    subject: Digest | None
+    artifact_type: str | None
+    tags: tuple[str, ...]
+    description: str | None
+    license: str | None
+    source_url: str | None
+    download_count: int
+    created_at: datetime
+    updated_at: datetime
+    deleted_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class Grant:
+    grantee_type: str
+    grantee_id: int
+    #: login, ``org/team`` or ``owner/repository``.
+    grantee: str
+    role: str
+
+
+@dataclass(frozen=True, slots=True)
+class Purged:
+    packages: int
+    versions: int
+    #: Blobs no package links any more.
+    unreferenced: tuple[Digest, ...]

@@ -121,6 +121,18 @@ repositories = sa.Table(
         sa.ForeignKey("source_repositories.id"),
         nullable=True,
     ),
+    #: What the newest version says (``org.opencontainers.image.*``).
+    sa.Column("description", sa.String(512), nullable=True),
+    sa.Column("license", sa.String(256), nullable=True),
+    sa.Column("source_url", sa.String(2048), nullable=True),
+    #: Last push of a version (creation until then).
+    sa.Column("updated_at", TS, nullable=True),
+    #: A deleted package keeps its row (restorable) under a name no client can use
+    #: (``#deleted/<id>``), so its real name is free; the real name is kept here.
+    sa.Column("deleted_at", TS, nullable=True),
+    sa.Column("deleted_name", NAME, nullable=True),
+    sa.Index("ix_repositories_owner", "owner_id"),
+    sa.Index("ix_repositories_deleted_at", "deleted_at"),
 )
 
 #: Per-package roles granted to users, teams and source repositories (Actions access).
@@ -156,7 +168,27 @@ manifests = sa.Table(
     sa.Column("artifact_type", sa.String(255), nullable=True),
     sa.Column("annotations", sa.JSON, nullable=True),
     sa.Column("created_at", TS, nullable=False),
+    #: ``image``, ``index`` or ``artifact``.
+    sa.Column("kind", sa.String(16), nullable=True),
+    #: ``os/architecture[/variant]`` of an image manifest.
+    sa.Column("platform", sa.String(64), nullable=True),
+    #: Referenced by an index of the package (a platform image or an attestation).
+    sa.Column("is_child", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("attestation", sa.Boolean, nullable=False, server_default=sa.false()),
+    sa.Column("description", sa.String(512), nullable=True),
+    sa.Column("license", sa.String(256), nullable=True),
+    sa.Column("source_url", sa.String(2048), nullable=True),
+    #: Manifest GETs (not HEADs).
+    sa.Column("download_count", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("updated_at", TS, nullable=True),
+    #: A deleted version is not pullable; restorable until purged.
+    sa.Column("deleted_at", TS, nullable=True),
+    #: The tags it had when deleted (restored if still free).
+    sa.Column("deleted_tags", sa.JSON, nullable=True),
+    #: The index whose deletion took this child with it.
+    sa.Column("deleted_with", sa.Integer, nullable=True),
     sa.UniqueConstraint("repository_id", "digest", name="uq_manifests_repository_digest"),
+    sa.Index("ix_manifests_deleted_at", "deleted_at"),
     sa.Index("ix_manifests_subject", "repository_id", "subject"),
 )
 
@@ -188,4 +220,12 @@ uploads = sa.Table(
     sa.Column("started_at", TS, nullable=False),
     sa.Column("touched_at", TS, nullable=False),
     sa.Index("ix_uploads_touched_at", "touched_at"),
+)
+
+#: Blobs no package links any more (purged content); the garbage collector removes their bytes.
+unreferenced_blobs = sa.Table(
+    "unreferenced_blobs",
+    metadata,
+    sa.Column("digest", DIGEST, primary_key=True),
+    sa.Column("since", TS, nullable=False),
 )

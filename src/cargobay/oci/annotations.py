@@ -60,3 +60,30 @@ def config_labels(config: bytes) -> dict[str, str]:
     if not isinstance(labels, dict):
         return {}
     return {k: v for k, v in labels.items() if isinstance(k, str) and isinstance(v, str)}
+
+
+#: Annotation docker buildx puts on the index entries of attestation manifests.
+REFERENCE_TYPE = "vnd.docker.reference.type"
+ATTESTATION = "attestation-manifest"
+
+
+def platform_string(platform: Mapping[str, object] | None) -> str | None:
+    """``os/architecture[/variant]`` of an image-spec ``platform`` object (or an image config,
+    which has the same keys), or None when it doesn't say."""
+    if not platform:
+        return None
+    os_name, arch = platform.get("os"), platform.get("architecture")
+    if not isinstance(os_name, str) or not isinstance(arch, str) or not os_name or not arch:
+        return None
+    variant = platform.get("variant")
+    value = f"{os_name}/{arch}" + (f"/{variant}" if isinstance(variant, str) and variant else "")
+    return value[:64]
+
+
+def config_platform(config: bytes) -> str | None:
+    """The platform an image config declares."""
+    try:
+        doc = json.loads(config)
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return platform_string(doc) if isinstance(doc, dict) else None

@@ -2,19 +2,54 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from cargobay.errors import DigestInvalid, ManifestTooLarge, ManifestUnknown, NameUnknown
-from cargobay.metadata.base import Manifest, ManifestStore, NewManifest, Referrer, RepositoryStore
+from cargobay.errors import (
+    BlobUnknown,
+    DigestInvalid,
+    ManifestTooLarge,
+    ManifestUnknown,
+    NameUnknown,
+)
+from cargobay.metadata.base import (
+    Manifest,
+    ManifestStore,
+    NewManifest,
+    Referrer,
+    RepositoryStore,
+    StoredManifest,
+)
+from cargobay.oci import annotations as labels_
+from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import Digest, algorithm_of, compute_digest, is_digest, parse_digest
-from cargobay.oci.manifest import parse_manifest
+from cargobay.oci.manifest import ParsedManifest, parse_manifest
 from cargobay.oci.names import RepositoryName, Tag, parse_tag
+from cargobay.storage.base import BlobStore
+
+#: Image configs larger than this are not read for labels and platform.
+MAX_CONFIG_READ = 1024 * 1024
+IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
+
+#: Called after each push with what was stored and the version's source URL.
+OnPublish = Callable[[StoredManifest, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
 class PushedManifest:
     digest: Digest
     subject: Digest | None
+
+
+@dataclass(frozen=True, slots=True)
+class Description:
+    kind: str
+    platform: str | None
+    description: str | None
+    license: str | None
+    source_url: str | None
+    attestations: list[Digest]
+    child_platforms: dict[Digest, str]
 
 
 def parse_reference(reference: str) -> Digest | Tag:
@@ -24,11 +59,61 @@ def parse_reference(reference: str) -> Digest | Tag:
 
 class ManifestService:
     def __init__(
-        self, manifests: ManifestStore, repositories: RepositoryStore, *, max_manifest_size: int
+        self,
+        manifests: ManifestStore,
+        repositories: RepositoryStore,
+        store: BlobStore,
+        *,
+        max_manifest_size: int,
+        on_publish: OnPublish | None = None,
     ) -> None:
         self.manifests = manifests
         self.repositories = repositories
+        self.store = store
         self.max_manifest_size = max_manifest_size
+        self.on_publish = on_publish
+
+    async def _config(self, parsed: ParsedManifest) -> bytes | None:
+        config = parsed.config
+        if config is None or config.media_type not in IMAGE_CONFIGS:
+            return None
+        if config.size > MAX_CONFIG_READ:
+            return None
+        try:
+            return b"".join([c async for c in self.store.read(config.digest, 0, config.size)])
+        except BlobUnknown:
+            return None
+
+    async def _describe(self, parsed: ParsedManifest) -> Description:
+        """Kind, platform and package metadata of a manifest about to be stored."""
+        config = await self._config(parsed)
+        labels = labels_.config_labels(config) if config else {}
+        meta = labels_.package_metadata(parsed.annotations, labels)
+        if parsed.is_index:
+            kind = "index"
+        elif parsed.config is not None and parsed.config.media_type in IMAGE_CONFIGS:
+            kind = "image"
+        else:
+            kind = "artifact"
+        attestations = [
+            child.digest
+            for child in parsed.manifests
+            if child.annotations.get(labels_.REFERENCE_TYPE) == labels_.ATTESTATION
+        ]
+        child_platforms = {
+            child.digest: p
+            for child in parsed.manifests
+            if (p := labels_.platform_string(child.platform)) and child.digest not in attestations
+        }
+        return Description(
+            kind=kind,
+            platform=labels_.config_platform(config) if config else None,
+            description=meta.description,
+            license=meta.licenses,
+            source_url=meta.source,
+            attestations=attestations,
+            child_platforms=child_platforms,
+        )
 
     async def put(
         self, repository: RepositoryName, reference: str, body: bytes, content_type: str | None
@@ -54,7 +139,8 @@ class ManifestService:
             digest = compute_digest(body)
         blobs = [parsed.config.digest] if parsed.config else []
         blobs += [layer.digest for layer in parsed.layers if not layer.foreign]
-        await self.manifests.put(
+        described = await self._describe(parsed)
+        stored = await self.manifests.put(
             repository,
             NewManifest(
                 digest=digest,
@@ -65,9 +151,18 @@ class ManifestService:
                 annotations=parsed.annotations,
                 blobs=blobs,
                 manifests=[child.digest for child in parsed.manifests],
+                kind=described.kind,
+                platform=described.platform,
+                description=described.description,
+                license=described.license,
+                source_url=described.source_url,
+                attestations=described.attestations,
+                child_platforms=described.child_platforms,
             ),
             tag,
         )
+        if self.on_publish is not None and parsed.subject is None:
+            await self.on_publish(stored, described.source_url)
         return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
 
     async def get(self, repository: RepositoryName, reference: str) -> Manifest:

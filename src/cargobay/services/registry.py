@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from cargobay.services.blobs import BlobService
+from cargobay.services.downloads import DownloadCounter
 from cargobay.services.manifests import ManifestService
 from cargobay.services.uploads import UploadService
 
@@ -14,4 +15,5 @@ class Registry:
     blobs: BlobService
     uploads: UploadService
     manifests: ManifestService
+    downloads: DownloadCounter
     max_page_size: int

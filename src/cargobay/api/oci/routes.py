@@ -31,9 +31,11 @@ from cargobay.errors import (
     Unauthenticated,
 )
 from cargobay.oci import mediatypes as mt
-from cargobay.oci.digest import parse_digest
+from cargobay.oci.digest import Digest, is_digest, parse_digest
 from cargobay.oci.names import RepositoryName, parse_name
 from cargobay.services.access import AccessService
+from cargobay.services.manifests import parse_reference
+from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -43,6 +45,11 @@ _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
 def registry(request: Request) -> Registry:
     reg: Registry = request.scope["cargobay"]["registry"]
     return reg
+
+
+def packages(request: Request) -> PackageService:
+    service: PackageService = request.scope["cargobay"]["packages"]
+    return service
 
 
 def access_service(request: Request) -> AccessService:
@@ -148,6 +155,12 @@ async def blob(request: Request, name: RepositoryName) -> Response:
     if request.headers.get("if-none-match") in (etag, digest):
         return Response(status_code=304, headers={"ETag": etag, "Docker-Content-Digest": digest})
     byte_range = parse_range(request.headers.get("range"), info.size)
+    if request.method == "GET" and (url := await reg.blobs.redirect_url(digest)):
+        # The store serves the bytes itself (Range included): a presigned URL.
+        return Response(
+            status_code=307,
+            headers={"Location": url, "Docker-Content-Digest": digest, "Content-Length": "0"},
+        )
     return BlobResponse(info, reg.blobs, byte_range, head=request.method == "HEAD")  # type: ignore[return-value]
 
 
@@ -263,7 +276,15 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
             headers["OCI-Subject"] = pushed.subject
         return Response(status_code=201, headers=headers)
     if method == "DELETE":
-        await reg.manifests.delete(name, reference)
+        ref = parse_reference(reference)
+        if is_digest(ref):
+            # A version: deleted (restorable) by the package rules.
+            if not await packages(request).delete_manifest(
+                await principal(request), name, Digest(ref)
+            ):
+                raise ManifestUnknown(detail={"reference": reference})
+        else:
+            await reg.manifests.delete(name, reference)
         return Response(status_code=202, headers={"Content-Length": "0"})
     found = await reg.manifests.get(name, reference)
     if found.media_type in mt.INDEXES:
@@ -283,6 +304,8 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
     ]
     if found.subject:
         raw.append((b"oci-subject", found.subject.encode()))
+    if method == "GET":
+        reg.downloads.add(name, found.digest)
     return RawResponse(200, raw, b"" if method == "HEAD" else found.content)
 
 

@@ -1,0 +1,177 @@
+"""The GitHub-compatible REST API under ``/api/v3``: a FastAPI application (typed schemas, the
+OpenAPI document at ``/api/v3/openapi.json``), GitHub's error shape and pagination."""
+
+from __future__ import annotations
+
+import math
+from typing import Annotated, Any
+from urllib.parse import unquote
+
+from fastapi import Depends, FastAPI, Query, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import Receive, Scope, Send
+
+from cargobay import errors
+from cargobay.api.rest.schemas import Urls
+from cargobay.auth.principal import Principal
+from cargobay.services.accounts import InvalidInput
+from cargobay.services.packages import Forbidden, Page, ScopeMissing
+
+#: domain error -> HTTP status, looked up along the exception's MRO.
+STATUS: dict[type[errors.CargobayError], int] = {
+    errors.NotFound: 404,
+    errors.NameUnknown: 404,
+    errors.Unauthenticated: 401,
+    ScopeMissing: 403,
+    Forbidden: 403,
+    errors.Denied: 403,
+    errors.Conflict: 409,
+    errors.DeletionRefused: 400,
+    errors.AlreadyExists: 422,
+    InvalidInput: 422,
+    errors.NameInvalid: 422,
+    errors.TooManyRequests: 429,
+    errors.Unavailable: 503,
+}
+
+
+def _status(exc: errors.CargobayError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return 500
+
+
+class RestApp:
+    """The FastAPI app, with package names that contain ``/`` kept whole: GitHub clients send
+    them URL-encoded (``team%2Fapi``), which routing would otherwise split."""
+
+    def __init__(self, app: FastAPI) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raw: bytes = scope.get("raw_path") or b""
+            if b"%2f" in raw.lower():
+                # Decode everything but the encoded slashes; handlers decode those in names.
+                kept = raw.split(b"?", 1)[0].replace(b"%2F", b"%252F").replace(b"%2f", b"%252F")
+                scope = dict(scope, path=unquote(kept.decode("latin-1")))
+        await self.app(scope, receive, send)
+
+
+def state(request: Request) -> dict[str, Any]:
+    value: dict[str, Any] = request.app.state.cargobay
+    return value
+
+
+def urls(request: Request) -> Urls:
+    value: Urls = request.app.state.urls
+    return value
+
+
+async def principal(request: Request) -> Principal:
+    """Who is calling: ``Authorization: Bearer <token>``, ``token <token>`` or Basic with a
+    token as the password; anonymous without the header."""
+    header = request.headers.get("authorization")
+    if header and header.lower().startswith("token "):
+        header = "Bearer " + header[6:]
+    client = request.client.host if request.client else ""
+    who: Principal = await state(request)["access"].authenticate(header, client)
+    if who.registry_grant is not None:
+        raise errors.Unauthenticated("Bad credentials: registry tokens are for /v2 only")
+    return who
+
+
+Caller = Annotated[Principal, Depends(principal)]
+
+
+def page(
+    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
+    per_page: Annotated[int, Query(ge=1, le=100, description="Results per page (max 100)")] = 30,
+) -> Page:
+    return Page(page, per_page)
+
+
+Paging = Annotated[Page, Depends(page)]
+
+
+def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
+    """GitHub's ``Link`` header: ``next`` and ``last`` (and ``first``, ``prev``)."""
+    last = max(1, math.ceil(total / page.size))
+    links = []
+
+    def url(number: int) -> str:
+        return str(request.url.include_query_params(page=number, per_page=page.size))
+
+    if page.number < last:
+        links.append(f'<{url(page.number + 1)}>; rel="next"')
+        links.append(f'<{url(last)}>; rel="last"')
+    if page.number > 1:
+        links.append(f'<{url(1)}>; rel="first"')
+        links.append(f'<{url(min(page.number - 1, last))}>; rel="prev"')
+    return {"Link": ", ".join(links)} if links else {}
+
+
+def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
+    from cargobay.api.rest import accounts, packages
+
+    settings = cargobay["settings"]
+    app = FastAPI(
+        title="cargobay REST API",
+        version="2022-11-28",
+        description=(
+            "GitHub-compatible packages API (`/user/packages`, `/orgs/{org}/packages`, ...)"
+            " plus the administration of users, organizations, teams, repositories and tokens."
+            " Authenticate with `Authorization: Bearer <token>`."
+        ),
+        openapi_url="/openapi.json",
+        docs_url=None,
+        redoc_url=None,
+        servers=[{"url": f"{settings.public_base_url}/api/v3"}],
+    )
+    app.state.cargobay = cargobay
+    app.state.urls = Urls(settings.public_base_url)
+    documentation = f"{settings.public_base_url}/api/v3/openapi.json"
+
+    def error(status: int, message: str, headers: dict[str, str] | None = None) -> Response:
+        return JSONResponse(
+            {"message": message, "documentation_url": documentation}, status, headers=headers
+        )
+
+    @app.exception_handler(errors.CargobayError)
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, errors.CargobayError)
+        headers: dict[str, str] = {}
+        if isinstance(exc, ScopeMissing):
+            headers["X-Accepted-OAuth-Scopes"] = ", ".join(s.value for s in exc.needed)
+            headers["X-OAuth-Scopes"] = ", ".join(sorted(s.value for s in exc.has or ()))
+        return error(_status(exc), exc.message, headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, RequestValidationError)
+        details = [
+            {
+                "resource": "Request",
+                "field": ".".join(str(p) for p in e.get("loc", ())[1:]),
+                "code": "invalid",
+                "message": str(e.get("msg", "")),
+            }
+            for e in exc.errors()
+        ]
+        return JSONResponse(
+            {"message": "Validation Failed", "errors": details, "documentation_url": documentation},
+            422,
+        )
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, StarletteHTTPException)
+        message = "Not Found" if exc.status_code == 404 else str(exc.detail)
+        return error(exc.status_code, message)
+
+    app.include_router(packages.router)
+    app.include_router(accounts.router)
+    return RestApp(app)
