@@ -10,6 +10,7 @@ import anyio
 from starlette.applications import Starlette
 from starlette.types import Receive, Scope, Send
 
+from cargobay.api.health import ROUTES as HEALTH_ROUTES
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
 from cargobay.api.rest.app import create_rest_app
@@ -21,6 +22,7 @@ from cargobay.services.access import AccessService
 from cargobay.services.accounts import AccountService
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
+from cargobay.services.health import HealthService
 from cargobay.services.manifests import ManifestService, OnPublish
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
@@ -169,9 +171,10 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "packages": packages,
         "accounts": accounts,
     }
-    site = Starlette(lifespan=lifespan)
+    site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES)
     site.state.settings = settings
     site.state.registry = registry
+    site.state.health = HealthService(metadata.ping, store)
     site.mount("/api/v3", create_rest_app(state))
     return CargobayApp(OciApp(ROUTES, state), site)
 

@@ -45,14 +45,31 @@ def _settings(**overrides: object) -> Settings:
 def migrate(
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", hidden=True)] = False,
+    check: Annotated[
+        bool, typer.Option("--check", help="Only check: exit 3 if the schema is not up to date.")
+    ] = False,
 ) -> None:
     """Create or upgrade the metadata database schema."""
-    from cargobay.metadata.engine import make_engine
+    from cargobay.metadata.engine import make_engine, pending_migrations
     from cargobay.metadata.engine import migrate as run_migrations
 
     settings = _settings(data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     engine = make_engine(settings.resolved_database_url)
+    if check:
+        try:
+            pending = pending_migrations(engine)
+        except Exception as exc:
+            typer.echo(f"cargobay: cannot reach the metadata database: {exc}", err=True)
+            raise typer.Exit(2) from None
+        if pending:
+            typer.echo(
+                "cargobay: the database schema is not up to date; run `cargobay migrate` first"
+                " (once, from one machine, before starting or upgrading replicas)",
+                err=True,
+            )
+            raise typer.Exit(3)
+        return
     run_migrations(engine)
     with engine.connect() as connection:
         users = connection.exec_driver_sql(
@@ -91,6 +108,12 @@ def serve(
         # The embedded database is created and upgraded in place, in a child process: the
         # main process only supervises workers and stays small (workers fork from it).
         subprocess.run([sys.executable, "-m", "cargobay", "migrate", "--quiet"], check=True)
+    else:
+        # A shared database is migrated by the operator, once (`cargobay migrate`), never by
+        # replicas racing each other at start-up.
+        checked = subprocess.run([sys.executable, "-m", "cargobay", "migrate", "--check"])
+        if checked.returncode != 0:
+            raise typer.Exit(checked.returncode)
     typer.echo(
         f"cargobay serving {settings.public_base_url} "
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"

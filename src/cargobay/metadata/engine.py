@@ -38,7 +38,16 @@ def make_engine(url: str) -> sa.Engine:
             connection.exec_driver_sql(f"BEGIN {mode}")
 
         return engine
-    return sa.create_engine(url, pool_pre_ping=True)
+    if url.startswith(("postgresql://", "postgres://")):
+        url = "postgresql+psycopg://" + url.split("://", 1)[1]  # the driver cargobay ships with
+    return sa.create_engine(
+        url,
+        pool_pre_ping=True,  # a replica reconnects by itself after the database restarts
+        pool_size=10,
+        max_overflow=20,
+        pool_timeout=5,
+        connect_args={"connect_timeout": 5},
+    )
 
 
 def _alembic_config(engine: sa.Engine) -> Config:

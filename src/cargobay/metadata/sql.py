@@ -18,7 +18,7 @@ from typing import Any, TypeVar
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, VersionInUse
+from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, Unavailable, VersionInUse
 from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManifest, Upload
 from cargobay.metadata.schema import (
     blob_links,
@@ -111,6 +111,23 @@ class _Reader:
         self.connection.close()
 
 
+@contextlib.contextmanager
+def _unavailable_on_lost_database() -> Iterator[None]:
+    """Connection failures (the server is down, the network is gone) become Unavailable, which
+    clients see as 503 with Retry-After. Integrity errors and bugs stay what they are."""
+    try:
+        yield
+    except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if exc.connection_invalidated or not _is_lock_error(exc):
+            raise Unavailable("the metadata database is unavailable") from exc
+        raise
+
+
+def _is_lock_error(exc: sa.exc.DBAPIError) -> bool:
+    text = str(exc.orig).lower()
+    return "locked" in text or "busy" in text or "deadlock" in text or "serializ" in text
+
+
 class _Database:
     def __init__(self, engine: sa.Engine) -> None:
         self.engine = engine
@@ -141,11 +158,16 @@ class _Database:
             with self.read() as c:
                 rows: list[Sequence[Any]] = [tuple(r) for r in c.execute(sa.text(sql), params)]
             return build(rows)
-        reader: _Reader | None = getattr(self._local, "reader", None)
-        if reader is None:
-            reader = self._local.reader = _Reader(self._sqlite_path)
-            self._readers.append(reader)
-        return reader.query(sql, params, build)
+        try:
+            reader: _Reader | None = getattr(self._local, "reader", None)
+            if reader is None:
+                reader = self._local.reader = _Reader(self._sqlite_path)
+                self._readers.append(reader)
+            return reader.query(sql, params, build)
+        except sqlite3.OperationalError as exc:
+            if "locked" in str(exc) or "busy" in str(exc):
+                raise
+            raise Unavailable("the metadata database is unavailable") from exc
 
     def close(self) -> None:
         for reader in self._readers:
@@ -155,11 +177,14 @@ class _Database:
 
     @contextlib.contextmanager
     def write(self) -> Iterator[sa.Connection]:
+        """One transaction; it commits when the block ends, or rolls back on an error. A lost
+        database raises Unavailable (nothing was written)."""
         try:
-            with self.engine.connect() as connection:
-                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
-                with connection.begin():
-                    yield connection
+            with _unavailable_on_lost_database():
+                with self.engine.connect() as connection:
+                    connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+                    with connection.begin():
+                        yield connection
         finally:
             reader: _Reader | None = getattr(self._local, "reader", None)
             if reader is not None:
@@ -167,8 +192,14 @@ class _Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
-        with self.engine.connect() as connection:
-            yield connection
+        with _unavailable_on_lost_database():
+            with self.engine.connect() as connection:
+                yield connection
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the database answers."""
+        with self.read() as c:
+            c.execute(sa.text("SELECT 1"))
 
     def bytewise(self, column: sa.ColumnElement[str]) -> sa.ColumnElement[str]:
         """``column`` compared byte by byte (the spec's lexical order), whatever the locale."""
@@ -330,9 +361,11 @@ class SqlManifestStore:
                     manifests.c.digest == manifest.digest,
                 )
             ).first()
+            inserted = None
             if row is None:
-                manifest_id = c.execute(
-                    sa.insert(manifests)
+                # Another replica may insert the same manifest at the same moment: one wins.
+                inserted = c.execute(
+                    self.db._insert(manifests)
                     .values(
                         repository_id=repository_id,
                         digest=manifest.digest,
@@ -348,8 +381,11 @@ class SqlManifestStore:
                         platform=manifest.platform,
                         **fields,
                     )
+                    .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
                     .returning(manifests.c.id)
-                ).scalar_one()
+                ).scalar()
+            if inserted is not None:
+                manifest_id = inserted
                 refs = [
                     {"manifest_id": manifest_id, "kind": "blob", "digest": d}
                     for d in set(manifest.blobs)
@@ -361,6 +397,13 @@ class SqlManifestStore:
                 if refs:
                     c.execute(sa.insert(manifest_refs), refs)
             else:
+                if row is None:
+                    row = c.execute(
+                        sa.select(manifests.c.id, manifests.c.deleted_at).where(
+                            manifests.c.repository_id == repository_id,
+                            manifests.c.digest == manifest.digest,
+                        )
+                    ).one()
                 manifest_id = row.id
                 if row.deleted_at is not None:  # pushed again: active again
                     c.execute(
@@ -675,6 +718,10 @@ class SqlMetadata:
         self.tokens = SqlTokenStore(db)
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
+
+    def ping(self) -> None:
+        """Raise Unavailable unless the database answers."""
+        self._db.ping()
 
     def close(self) -> None:
         self._db.close()

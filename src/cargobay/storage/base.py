@@ -17,6 +17,9 @@ UPLOAD_ID_LENGTH = 32
 class BlobStore(Protocol):
     """Bytes only: no repositories, no metadata. Digests passed in are already validated."""
 
+    async def ready(self) -> None:
+        """Raise Unavailable (or OSError) unless the store can be read and written now."""
+
     async def stat(self, digest: Digest) -> int | None:
         """Size of the blob in bytes, or None if it is not stored."""
 

@@ -31,6 +31,7 @@ from cargobay.errors import (
     DigestInvalid,
     SizeInvalid,
     TooLarge,
+    Unavailable,
     UploadOffsetMismatch,
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of, new_hasher
@@ -67,6 +68,10 @@ class FilesystemBlobStore:
     def _blob_path(self, digest: Digest) -> str:
         encoded = encoded_of(digest)
         return f"{self.blobs}/{algorithm_of(digest)}/{encoded[:2]}/{encoded}"
+
+    async def ready(self) -> None:
+        if not (os.access(self.blobs, os.W_OK) and os.access(self.uploads, os.W_OK)):
+            raise Unavailable(f"the blob directory {self.root} is not writable")
 
     async def stat(self, digest: Digest) -> int | None:
         try:

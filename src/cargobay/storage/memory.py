@@ -32,6 +32,9 @@ class MemoryBlobStore:
         self._blobs: dict[Digest, bytes] = {}
         self._uploads: dict[str, _Upload] = {}
 
+    async def ready(self) -> None:
+        return None
+
     async def stat(self, digest: Digest) -> int | None:
         blob = self._blobs.get(digest)
         return None if blob is None else len(blob)

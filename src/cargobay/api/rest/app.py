@@ -147,6 +147,8 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
         if isinstance(exc, ScopeMissing):
             headers["X-Accepted-OAuth-Scopes"] = ", ".join(s.value for s in exc.needed)
             headers["X-OAuth-Scopes"] = ", ".join(sorted(s.value for s in exc.has or ()))
+        if isinstance(exc, errors.Unavailable):
+            headers["Retry-After"] = "5"
         return error(_status(exc), exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
