@@ -180,11 +180,10 @@ class _Database:
         """One transaction; it commits when the block ends, or rolls back on an error. A lost
         database raises Unavailable (nothing was written)."""
         try:
-            with _unavailable_on_lost_database():
-                with self.engine.connect() as connection:
-                    connection = connection.execution_options(sqlite_begin="IMMEDIATE")
-                    with connection.begin():
-                        yield connection
+            with _unavailable_on_lost_database(), self.engine.connect() as connection:
+                connection = connection.execution_options(sqlite_begin="IMMEDIATE")
+                with connection.begin():
+                    yield connection
         finally:
             reader: _Reader | None = getattr(self._local, "reader", None)
             if reader is not None:
@@ -192,9 +191,8 @@ class _Database:
 
     @contextlib.contextmanager
     def read(self) -> Iterator[sa.Connection]:
-        with _unavailable_on_lost_database():
-            with self.engine.connect() as connection:
-                yield connection
+        with _unavailable_on_lost_database(), self.engine.connect() as connection:
+            yield connection
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""
