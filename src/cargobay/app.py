@@ -26,11 +26,13 @@ from cargobay.services.health import HealthService
 from cargobay.services.manifests import ManifestService, OnPublish
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
+from cargobay.services.signin import SignIn
 from cargobay.services.uploads import UploadService
 from cargobay.settings import Settings, load_settings
 from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemBlobStore
 from cargobay.storage.memory import MemoryBlobStore
+from cargobay.web import create_web_app
 
 log = logging.getLogger("cargobay")
 
@@ -139,6 +141,12 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     )
     registry = build_registry(settings, metadata, store, packages.published)
     accounts = AccountService(metadata, workflow_token_ttl=settings.workflow_token_ttl)
+    signin = SignIn(
+        metadata.accounts,
+        metadata.sessions,
+        FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        ttl=settings.session_ttl,
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -170,12 +178,14 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "access": access,
         "packages": packages,
         "accounts": accounts,
+        "signin": signin,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES)
     site.state.settings = settings
     site.state.registry = registry
     site.state.health = HealthService(metadata.ping, store)
     site.mount("/api/v3", create_rest_app(state))
+    site.mount("/", create_web_app(state))
     return CargobayApp(OciApp(ROUTES, state), site)
 
 

@@ -30,6 +30,8 @@ class Principal:
     workflow_permission: str | None = None
     #: When signed in with a registry token (JWT): what that token grants, at most.
     registry_grant: RegistryClaims | None = None
+    #: Signed in to the web pages (a session), or an anonymous visitor of the pages.
+    web: bool = False
 
     @property
     def anonymous(self) -> bool:

@@ -27,6 +27,7 @@ from cargobay.metadata.schema import (
     team_members,
     teams,
     tokens,
+    web_sessions,
 )
 from cargobay.metadata.sql import _aware, _Database, now
 
@@ -435,3 +436,40 @@ class SqlPackageAccessStore:
                 .where(repositories.c.id == package_id)
                 .values(source_repository_id=source_repository_id, inherit_access=inherit)
             )
+
+
+class SqlSessionStore:
+    """Web sign-in sessions, found by the SHA-256 of the cookie's secret."""
+
+    def __init__(self, db: _Database) -> None:
+        self.db = db
+
+    async def create(self, id_hash: str, user_id: int, csrf: str, expires_at: datetime) -> None:
+        with self.db.write() as c:
+            c.execute(
+                sa.insert(web_sessions).values(
+                    id_hash=id_hash,
+                    user_id=user_id,
+                    csrf=csrf,
+                    created_at=now(),
+                    expires_at=expires_at,
+                )
+            )
+
+    async def get(self, id_hash: str) -> tuple[int, str, datetime] | None:
+        """``(user_id, csrf, expires_at)`` of the session, or None."""
+        with self.db.read() as c:
+            row = c.execute(
+                sa.select(
+                    web_sessions.c.user_id, web_sessions.c.csrf, web_sessions.c.expires_at
+                ).where(web_sessions.c.id_hash == id_hash)
+            ).first()
+        return (int(row.user_id), row.csrf, _aware(row.expires_at)) if row else None
+
+    async def delete(self, id_hash: str) -> None:
+        with self.db.write() as c:
+            c.execute(sa.delete(web_sessions).where(web_sessions.c.id_hash == id_hash))
+
+    async def delete_expired(self) -> None:
+        with self.db.write() as c:
+            c.execute(sa.delete(web_sessions).where(web_sessions.c.expires_at < now()))

@@ -129,6 +129,14 @@ class SqlPackageStore:
             rows = c.execute(stmt.order_by(self.db.bytewise(repositories.c.name))).all()
         return [_package(r) for r in rows]
 
+    async def deleted_for_owner(self, owner_id: int) -> list[PackageRecord]:
+        """The owner's deleted packages (not purged yet), most recently deleted first."""
+        stmt = _PACKAGE_SELECT.where(
+            repositories.c.owner_id == owner_id, repositories.c.deleted_at.is_not(None)
+        ).order_by(repositories.c.deleted_at.desc())
+        with self.db.read() as c:
+            return [_package(r) for r in c.execute(stmt).all()]
+
     async def update(self, package_id: int, **values: Any) -> None:
         """Set columns of the package (visibility, inherit_access, source_repository_id)."""
         with self.db.write() as c:
@@ -190,6 +198,44 @@ class SqlPackageStore:
                 .limit(limit)
             ).all()
             return self._versions(c, package_id, rows), int(total)
+
+    async def tags(self, package_id: int) -> list[tuple[str, VersionRecord]]:
+        """Every tag with the version it names, most recently moved first."""
+        with self.db.read() as c:
+            rows = c.execute(
+                sa.select(tags.c.name, tags.c.manifest_id)
+                .where(tags.c.repository_id == package_id)
+                .order_by(tags.c.updated_at.desc(), tags.c.name)
+            ).all()
+            ids = {r.manifest_id for r in rows}
+            versions = {
+                v.id: v
+                for v in self._versions(
+                    c,
+                    package_id,
+                    c.execute(sa.select(manifests).where(manifests.c.id.in_(ids))).all(),
+                )
+            }
+        return [(r.name, versions[r.manifest_id]) for r in rows if r.manifest_id in versions]
+
+    async def children(self, package_id: int, version_id: int) -> list[VersionRecord]:
+        """The manifests an index lists, in its order."""
+        with self.db.read() as c:
+            digests = list(
+                c.execute(
+                    sa.select(manifest_refs.c.digest).where(
+                        manifest_refs.c.manifest_id == version_id,
+                        manifest_refs.c.kind == "manifest",
+                    )
+                ).scalars()
+            )
+            rows = c.execute(
+                sa.select(manifests).where(
+                    manifests.c.repository_id == package_id, manifests.c.digest.in_(digests)
+                )
+            ).all()
+            found = self._versions(c, package_id, rows)
+        return sorted(found, key=lambda v: (v.attestation, v.platform or "~"))
 
     async def version(self, package_id: int, version_id: int) -> VersionRecord | None:
         with self.db.read() as c:

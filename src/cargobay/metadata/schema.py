@@ -229,3 +229,16 @@ unreferenced_blobs = sa.Table(
     sa.Column("digest", DIGEST, primary_key=True),
     sa.Column("since", TS, nullable=False),
 )
+
+#: Web sign-in sessions. The cookie holds a random secret; only its SHA-256 is kept.
+web_sessions = sa.Table(
+    "web_sessions",
+    metadata,
+    sa.Column("id_hash", sa.String(64), primary_key=True),
+    sa.Column("user_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=False),
+    #: The anti-CSRF token every form of the session carries.
+    sa.Column("csrf", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Index("ix_web_sessions_user", "user_id"),
+)

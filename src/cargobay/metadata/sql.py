@@ -708,6 +708,7 @@ class SqlMetadata:
         from cargobay.metadata.accounts import (
             SqlAccountStore,
             SqlPackageAccessStore,
+            SqlSessionStore,
             SqlTokenStore,
         )
         from cargobay.metadata.packages import SqlPackageStore
@@ -716,6 +717,7 @@ class SqlMetadata:
         self.tokens = SqlTokenStore(db)
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
+        self.sessions = SqlSessionStore(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

@@ -96,7 +96,9 @@ class PackageService:
     # -- who may do what ------------------------------------------------------------------------
 
     def _require(self, principal: Principal, needed: tuple[Scope, ...]) -> None:
-        if principal.anonymous:
+        """The REST API wants a token on every call (as GitHub's does); the pages let anonymous
+        visitors read public packages (``principal.web``)."""
+        if principal.anonymous and not (principal.web and needed == READ):
             raise Unauthenticated("Requires authentication")
         if not _has_scopes(principal, needed):
             raise ScopeMissing(needed, principal.scopes)
@@ -136,14 +138,17 @@ class PackageService:
         *,
         visibility: str | None,
         page: Page,
+        query: str | None = None,
     ) -> tuple[list[PackageRecord], int]:
-        """The owner's packages the principal may read, by name; and how many there are."""
+        """The owner's packages the principal may read, by name (those whose name contains
+        ``query``); and how many there are."""
         self._require(principal, READ)
         owner_id = await self.owner(owner, owner_type)
+        needle = (query or "").strip().lower()
         visible = [
             p
             for p in await self.store.for_owner(owner_id, visibility)
-            if await self.role(principal, p) >= Role.READ
+            if needle in p.package_name and await self.role(principal, p) >= Role.READ
         ]
         return visible[page.offset : page.offset + page.size], len(visible)
 
@@ -184,6 +189,27 @@ class PackageService:
         if version is None:
             raise NotFound("Package version not found.")
         return package, version
+
+    async def tags(self, package: PackageRecord) -> list[tuple[str, VersionRecord]]:
+        """Every tag of a package the caller has read (via :meth:`get`), newest first."""
+        return await self.store.tags(package.id)
+
+    async def children(self, package: PackageRecord, version: VersionRecord) -> list[VersionRecord]:
+        """The manifests an index version lists (platform images and attestations)."""
+        return await self.store.children(package.id, version.id)
+
+    async def deleted(
+        self, principal: Principal, owner: str, owner_type: str | None
+    ) -> list[PackageRecord]:
+        """Deleted packages of an owner that the caller could restore (admin), newest first."""
+        owner_id = await self.owner(owner, owner_type)
+        found = []
+        cutoff = datetime.now(UTC) - self.restore_window
+        for package in await self.store.deleted_for_owner(owner_id):
+            recent = package.deleted_at is not None and package.deleted_at >= cutoff
+            if recent and await self.role(principal, package) >= Role.ADMIN:
+                found.append(package)
+        return found
 
     # -- deleting and restoring ----------------------------------------------------------------
 

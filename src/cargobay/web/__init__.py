@@ -1,1 +1,62 @@
-"""Server-rendered pages (Jinja2) and static assets."""
+"""Server-rendered web pages (Jinja2) and their static assets."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+
+from cargobay.web import forms, pages
+from cargobay.web.app import HERE, SecurityHeaders, Web
+
+GET = ["GET", "HEAD"]
+POST = ["POST"]
+
+ROUTES = [
+    Route("/", pages.home, methods=GET),
+    Route("/login", pages.login_form, methods=GET),
+    Route("/login", pages.login, methods=POST),
+    Route("/logout", forms.logout, methods=POST),
+    Route("/settings/tokens", forms.tokens_page, methods=GET),
+    Route("/settings/tokens", forms.create_token, methods=POST),
+    Route("/settings/tokens/new", forms.new_token_page, methods=GET),
+    Route("/settings/tokens/{token_id}/revoke", forms.revoke_token, methods=POST),
+    Route("/orgs/{org}/settings/packages", forms.org_settings_page, methods=GET),
+    Route("/orgs/{org}/settings/packages", forms.org_settings, methods=POST),
+    Route("/packages/{package_id}/visibility", forms.change_visibility, methods=POST),
+    Route("/packages/{package_id}/inherit", forms.change_inherit, methods=POST),
+    Route("/packages/{package_id}/access", forms.grant, methods=POST),
+    Route("/packages/{package_id}/repository", forms.link, methods=POST),
+    Route("/packages/{package_id}/delete", forms.delete_package, methods=POST),
+    Route("/packages/{package_id}/restore", forms.restore_package, methods=POST),
+    Route(
+        "/packages/{package_id}/versions/{version_id}/delete", forms.delete_version, methods=POST
+    ),
+    Route(
+        "/packages/{package_id}/versions/{version_id}/restore", forms.restore_version, methods=POST
+    ),
+    Route("/{kind}/{owner}/packages", pages.packages_list, methods=GET),
+    Route(
+        "/{kind}/{owner}/packages/container/package/{name:path}", pages.package_page, methods=GET
+    ),
+    Mount("/static", StaticFiles(directory=HERE / "static"), name="static"),
+    Route("/{owner}", pages.owner_redirect, methods=GET),
+]
+
+
+def create_web_app(state: dict[str, Any]) -> SecurityHeaders:
+    web = Web(state)
+
+    async def not_found(request: Request, exc: Exception) -> Response:
+        status = exc.status_code if isinstance(exc, HTTPException) else 500
+        title = "Not found" if status == 404 else "Error"
+        return web.render(request, "error.html", {"title": title, "message": title}, status)
+
+    app = Starlette(routes=ROUTES, exception_handlers={404: not_found, 405: not_found})
+    app.state.web = web
+    return SecurityHeaders(app)

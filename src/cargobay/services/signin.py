@@ -1,0 +1,85 @@
+"""Web sign-in: a password makes a server-side session; the browser holds only its secret.
+
+Sessions are rows (revocable, checked on every request: a suspended user is out at once); the
+cookie's secret is stored hashed. Each session has its own anti-CSRF token. Failed sign-ins are
+limited per client address and per user name, without locking anyone out.
+"""
+
+from __future__ import annotations
+
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import anyio.to_thread
+
+from cargobay.auth.passwords import verify_password
+from cargobay.auth.principal import Kind, Principal
+from cargobay.auth.ratelimit import FailureLimiter
+from cargobay.auth.secrets import hash_token, same_secret
+from cargobay.errors import TooManyRequests, Unauthenticated
+from cargobay.metadata.accounts import SqlAccountStore, SqlSessionStore
+
+
+@dataclass(frozen=True, slots=True)
+class Session:
+    principal: Principal
+    csrf: str
+
+
+class SignIn:
+    def __init__(
+        self,
+        accounts: SqlAccountStore,
+        sessions: SqlSessionStore,
+        limiter: FailureLimiter,
+        *,
+        ttl: float,
+    ) -> None:
+        self.accounts = accounts
+        self.sessions = sessions
+        self.limiter = limiter
+        self.ttl = timedelta(seconds=ttl)
+
+    async def sign_in(self, login: str, password: str, client: str) -> tuple[str, str]:
+        """Check the password; returns ``(cookie secret, csrf token)`` of a new session.
+        Raises Unauthenticated (wrong name or password) or TooManyRequests."""
+        keys = (f"web-client:{client}", f"web-user:{login.lower()}")
+        if self.limiter.blocked(*keys):
+            raise TooManyRequests("Too many failed sign-ins. Try again in a few minutes.")
+        user = await self.accounts.by_login(login.strip().lower()) if login.strip() else None
+        password_hash = user.password_hash if user and not user.is_org else None
+        ok = await anyio.to_thread.run_sync(verify_password, password_hash, password)
+        if not ok or user is None or user.suspended:
+            self.limiter.fail(*keys)
+            raise Unauthenticated("Incorrect username or password.")
+        secret = secrets.token_urlsafe(32)
+        csrf = secrets.token_urlsafe(32)
+        await self.sessions.create(hash_token(secret), user.id, csrf, datetime.now(UTC) + self.ttl)
+        return secret, csrf
+
+    async def session(self, secret: str | None) -> Session | None:
+        """The live session a cookie names, or None (expired, signed out, user suspended)."""
+        if not secret or len(secret) > 100:
+            return None
+        found = await self.sessions.get(hash_token(secret))
+        if found is None:
+            return None
+        user_id, csrf, expires_at = found
+        if expires_at <= datetime.now(UTC):
+            return None
+        user = await self.accounts.by_id(user_id)
+        if user is None or user.suspended:
+            return None
+        principal = Principal(
+            kind=Kind.USER, user_id=user.id, login=user.login, site_admin=user.site_admin
+        )
+        return Session(principal, csrf)
+
+    @staticmethod
+    def valid_csrf(session: Session, submitted: str | None) -> bool:
+        return bool(submitted) and same_secret(session.csrf, submitted or "")
+
+    async def sign_out(self, secret: str | None) -> None:
+        if secret:
+            await self.sessions.delete(hash_token(secret))
