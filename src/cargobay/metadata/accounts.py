@@ -17,6 +17,7 @@ from cargobay.metadata.base import (
     TokenRecord,
     UserPackageFacts,
 )
+from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.schema import (
     accounts,
     org_members,
@@ -29,7 +30,6 @@ from cargobay.metadata.schema import (
     tokens,
     web_sessions,
 )
-from cargobay.metadata.sql import _aware, _Database, now
 
 _ACCOUNT_COLUMNS = (
     "id, login, type, email, password_hash, site_admin, suspended, package_visibilities,"
@@ -84,7 +84,7 @@ def _account(row: Sequence[Any]) -> Account:
 
 
 def _maybe_time(value: Any) -> datetime | None:
-    return None if value is None else _aware(value)
+    return None if value is None else aware(value)
 
 
 def _token(row: Sequence[Any]) -> TokenRecord:
@@ -96,7 +96,7 @@ def _token(row: Sequence[Any]) -> TokenRecord:
         scopes=tuple(s for s in (row[4] or "").split(",") if s),
         note=row[5],
         source_repository_id=row[6],
-        created_at=_aware(row[7]),
+        created_at=aware(row[7]),
         expires_at=_maybe_time(row[8]),
         last_used_at=_maybe_time(row[9]),
         revoked_at=_maybe_time(row[10]),
@@ -125,8 +125,9 @@ def _roles(rows: list[Sequence[Any]]) -> tuple[str, ...]:
     return tuple(str(r[0]) for r in rows)
 
 
+@offloaded
 class SqlAccountStore:
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     # -- reads (hot path: cached until the next commit) ---------------------------------------
@@ -277,8 +278,9 @@ class SqlAccountStore:
             )
 
 
+@offloaded
 class SqlTokenStore:
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     async def by_hash(self, token_hash: str) -> TokenRecord | None:
@@ -339,8 +341,9 @@ class SqlTokenStore:
             c.execute(sa.update(tokens).where(tokens.c.id == token_id).values(last_used_at=now()))
 
 
+@offloaded
 class SqlPackageAccessStore:
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     async def get(self, name: str) -> PackageAccess | None:
@@ -438,10 +441,11 @@ class SqlPackageAccessStore:
             )
 
 
+@offloaded
 class SqlSessionStore:
     """Web sign-in sessions, found by the SHA-256 of the cookie's secret."""
 
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     async def create(self, id_hash: str, user_id: int, csrf: str, expires_at: datetime) -> None:
@@ -464,7 +468,7 @@ class SqlSessionStore:
                     web_sessions.c.user_id, web_sessions.c.csrf, web_sessions.c.expires_at
                 ).where(web_sessions.c.id_hash == id_hash)
             ).first()
-        return (int(row.user_id), row.csrf, _aware(row.expires_at)) if row else None
+        return (int(row.user_id), row.csrf, aware(row.expires_at)) if row else None
 
     async def delete(self, id_hash: str) -> None:
         with self.db.write() as c:

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 
 from cargobay.errors import Conflict
 from cargobay.metadata.base import Grant, PackageRecord, Purged, VersionRecord
+from cargobay.metadata.database import Database, aware, now, offloaded
+from cargobay.metadata.manifests import delete_versions
 from cargobay.metadata.schema import (
     accounts,
     blob_links,
@@ -24,7 +26,6 @@ from cargobay.metadata.schema import (
     teams,
     unreferenced_blobs,
 )
-from cargobay.metadata.sql import _aware, _Database, delete_versions, now
 from cargobay.oci.digest import Digest
 
 _owner = accounts.alias("owner")
@@ -65,7 +66,7 @@ def deleted_name(package_id: int) -> str:
 
 def _package(row: Any) -> PackageRecord:
     repository = f"{row.source_owner}/{row.source_name}" if row.source_name else None
-    created = _aware(row.created_at)
+    created = aware(row.created_at)
     return PackageRecord(
         id=row.id,
         name=row.deleted_name or row.name,
@@ -86,13 +87,14 @@ def _package(row: Any) -> PackageRecord:
         version_count=int(row.version_count),
         download_count=int(row.download_count),
         created_at=created,
-        updated_at=_aware(row.updated_at) if row.updated_at else created,
-        deleted_at=_aware(row.deleted_at) if row.deleted_at else None,
+        updated_at=aware(row.updated_at) if row.updated_at else created,
+        deleted_at=aware(row.deleted_at) if row.deleted_at else None,
     )
 
 
+@offloaded
 class SqlPackageStore:
-    def __init__(self, db: _Database) -> None:
+    def __init__(self, db: Database) -> None:
         self.db = db
 
     # -- packages -----------------------------------------------------------------------------
@@ -290,9 +292,9 @@ class SqlPackageStore:
                 license=r.license,
                 source_url=r.source_url,
                 download_count=int(r.download_count),
-                created_at=_aware(r.created_at),
-                updated_at=_aware(r.updated_at or r.created_at),
-                deleted_at=_aware(r.deleted_at) if r.deleted_at else None,
+                created_at=aware(r.created_at),
+                updated_at=aware(r.updated_at or r.created_at),
+                deleted_at=aware(r.deleted_at) if r.deleted_at else None,
             )
             for r in rows
         ]
@@ -340,42 +342,59 @@ class SqlPackageStore:
             return delete_versions(c, package_id, ids)
 
     async def restore_version(self, package_id: int, version_id: int) -> list[int]:
-        """Restore a deleted version, the children deleted with it, and their tags that are
-        still free. Returns the ids restored."""
+        """Restore a deleted version and, for an index, every deleted manifest it lists (an
+        active index never lists a deleted manifest), with their tags that are still free.
+        Returns the ids restored."""
         with self.db.write() as c:
-            rows = c.execute(
-                sa.select(manifests.c.id, manifests.c.deleted_tags).where(
-                    manifests.c.repository_id == package_id,
-                    manifests.c.deleted_at.is_not(None),
-                    sa.or_(manifests.c.id == version_id, manifests.c.deleted_with == version_id),
-                )
-            ).all()
+            wanted = [version_id]
+            restored: list[int] = []
             at = now()
-            for row in rows:
-                for name in row.deleted_tags or ():
-                    free = (
-                        c.execute(
-                            sa.select(tags.c.name).where(
-                                tags.c.repository_id == package_id, tags.c.name == name
-                            )
-                        ).first()
-                        is None
+            while wanted:
+                current = wanted.pop()
+                row = c.execute(
+                    sa.select(manifests.c.id, manifests.c.deleted_tags).where(
+                        manifests.c.repository_id == package_id,
+                        manifests.c.id == current,
+                        manifests.c.deleted_at.is_not(None),
                     )
-                    if free:
-                        c.execute(
-                            sa.insert(tags).values(
-                                repository_id=package_id,
-                                name=name,
-                                manifest_id=row.id,
-                                updated_at=at,
-                            )
-                        )
+                ).first()
+                if row is None or row.id in restored:
+                    continue
+                self._restore_tags(c, package_id, row.id, row.deleted_tags or (), at)
                 c.execute(
                     sa.update(manifests)
                     .where(manifests.c.id == row.id)
                     .values(deleted_at=None, deleted_tags=None, deleted_with=None, updated_at=at)
                 )
-            return [r.id for r in rows]
+                restored.append(row.id)
+                wanted += c.execute(
+                    sa.select(manifests.c.id)
+                    .join(manifest_refs, manifest_refs.c.digest == manifests.c.digest)
+                    .where(
+                        manifest_refs.c.manifest_id == row.id,
+                        manifest_refs.c.kind == "manifest",
+                        manifests.c.repository_id == package_id,
+                        manifests.c.deleted_at.is_not(None),
+                    )
+                ).scalars()
+            return restored
+
+    @staticmethod
+    def _restore_tags(
+        c: sa.Connection, package_id: int, version_id: int, names: Sequence[str], at: datetime
+    ) -> None:
+        for name in names:
+            taken = c.execute(
+                sa.select(tags.c.name).where(
+                    tags.c.repository_id == package_id, tags.c.name == name
+                )
+            ).first()
+            if taken is None:
+                c.execute(
+                    sa.insert(tags).values(
+                        repository_id=package_id, name=name, manifest_id=version_id, updated_at=at
+                    )
+                )
 
     async def max_downloads(self, package_id: int) -> int:
         with self.db.read() as c:
