@@ -64,7 +64,7 @@ _SOURCE_ROLES = (
     f" OR (grantee_type = 'team' AND grantee_id IN ({_USER_TEAMS})))"
 )
 _SOURCE_REPOSITORY = (
-    "SELECT s.id, s.owner_id, a.login, s.name, s.private FROM source_repositories s"
+    "SELECT s.id, s.owner_id, a.login, s.name, s.private, a.type FROM source_repositories s"
     " JOIN accounts a ON a.id = s.owner_id WHERE s.id = :id"
 )
 
@@ -117,7 +117,12 @@ def _package(row: Sequence[Any]) -> PackageAccess:
 
 def _source_repository(row: Sequence[Any]) -> SourceRepository:
     return SourceRepository(
-        id=int(row[0]), owner_id=int(row[1]), owner=row[2], name=row[3], private=bool(row[4])
+        id=int(row[0]),
+        owner_id=int(row[1]),
+        owner=row[2],
+        name=row[3],
+        private=bool(row[4]),
+        owner_type=row[5],
     )
 
 

@@ -187,6 +187,7 @@ class SourceRepository:
     owner: str
     name: str
     private: bool
+    owner_type: str = "User"
 
     @property
     def full_name(self) -> str:

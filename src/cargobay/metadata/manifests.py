@@ -166,7 +166,9 @@ class SqlManifestStore:
                     sa.update(manifests).where(manifests.c.id == manifest_id).values(updated_at=at)
                 )
             package_values: dict[str, Any] = {"updated_at": at}
-            if manifest.subject is None:
+            if manifest.subject is None and (row is None or row.deleted_at is not None):
+                # A new (or pushed again after deletion) version speaks for the package; a
+                # known one tagged again does not.
                 package_values.update(fields)
             c.execute(
                 sa.update(repositories)
@@ -390,4 +392,29 @@ def delete_versions(c: sa.Connection, package_id: int, ids: Sequence[int]) -> li
                 deleted_with=index_children.get(version_id),
             )
         )
+    refresh_package_metadata(c, package_id)
     return list(targets)
+
+
+def refresh_package_metadata(c: sa.Connection, package_id: int) -> None:
+    """The package's description, license and source become those of its newest active
+    version that is not a referrer (none: cleared)."""
+    newest = c.execute(
+        sa.select(manifests.c.description, manifests.c.license, manifests.c.source_url)
+        .where(
+            manifests.c.repository_id == package_id,
+            manifests.c.deleted_at.is_(None),
+            manifests.c.subject.is_(None),
+        )
+        .order_by(manifests.c.created_at.desc(), manifests.c.id.desc())
+        .limit(1)
+    ).first()
+    c.execute(
+        sa.update(repositories)
+        .where(repositories.c.id == package_id)
+        .values(
+            description=newest.description if newest else None,
+            license=newest.license if newest else None,
+            source_url=newest.source_url if newest else None,
+        )
+    )

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from cargobay.errors import Conflict
 from cargobay.metadata.base import Grant, PackageRecord, Purged, VersionRecord
 from cargobay.metadata.database import Database, aware, now, offloaded
-from cargobay.metadata.manifests import delete_versions
+from cargobay.metadata.manifests import delete_versions, refresh_package_metadata
 from cargobay.metadata.schema import (
     accounts,
     blob_links,
@@ -377,6 +377,8 @@ class SqlPackageStore:
                         manifests.c.deleted_at.is_not(None),
                     )
                 ).scalars()
+            if restored:
+                refresh_package_metadata(c, package_id)
             return restored
 
     @staticmethod

@@ -337,10 +337,9 @@ class AccessService:
             name,
             owner_id=namespace.id,
             visibility=visibility,
-            inherit_access=(
-                workflow_repository is not None
-                or (namespace.inherit_access_default if namespace.is_org else True)
-            ),
+            # Inheriting starts when a source repository is linked on the first publish
+            # (see PackageService.published), or when an admin turns it on.
+            inherit_access=workflow_repository is not None,
             source_repository_id=workflow_repository,
             published_by_repository_id=workflow_repository,
             admin_user_id=principal.user_id,

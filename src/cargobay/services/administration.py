@@ -94,7 +94,7 @@ class Administration:
             raise NotFound("Not Found")
         return account
 
-    async def account(self, login: str, type_: str) -> Account:
+    async def account(self, login: str, type_: str | None) -> Account:
         return await self.service.account(login, type_=type_)
 
     async def create_user(

@@ -94,7 +94,7 @@ def _repository(request: Request, repository: SourceRepository) -> MinimalReposi
         name=repository.name,
         full_name=repository.full_name,
         private=repository.private,
-        owner=u.user(repository.owner, id_=repository.owner_id),
+        owner=u.user(repository.owner, repository.owner_type, id_=repository.owner_id),
         html_url=f"{u.base}/{repository.full_name}",
         url=f"{u.api}/repos/{repository.full_name}",
     )
@@ -117,7 +117,8 @@ async def get_authenticated_user(request: Request, who: Caller, admin: Admin) ->
     operation_id="users/get-by-username",
 )
 async def get_user(request: Request, username: str, admin: Admin) -> Any:
-    return urls(request).account(await admin.account(username, "User"))
+    # As on GitHub, organizations answer here too (``owner.url`` of their packages).
+    return urls(request).account(await admin.account(username, None))
 
 
 @router.post(
