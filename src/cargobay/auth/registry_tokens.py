@@ -130,8 +130,10 @@ class RegistryTokens:
             )
         except Unauthenticated:
             raise
-        except (jwt.PyJWTError, KeyError, TypeError, ValueError) as exc:
-            raise Unauthenticated(f"invalid registry token: {exc}") from None
+        except jwt.ExpiredSignatureError:
+            raise Unauthenticated("the registry token has expired; request a new one") from None
+        except (jwt.PyJWTError, KeyError, TypeError, ValueError):
+            raise Unauthenticated("Bad credentials: not a valid token") from None
         if len(self._verified) >= _CACHE_LIMIT:
             self._verified.clear()
         self._verified[token] = result

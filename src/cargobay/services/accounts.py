@@ -158,8 +158,16 @@ class AccountService:
     # -- tokens -----------------------------------------------------------------------------
 
     async def create_pat(
-        self, login: str, scopes: str, *, expires: str | None, note: str | None
+        self,
+        login: str,
+        scopes: str,
+        *,
+        expires: str | None,
+        note: str | None,
+        not_after: datetime | None = None,
     ) -> NewToken:
+        """A personal access token; ``not_after`` caps its expiry (a token made by a token
+        never outlives it)."""
         user = await self.account(login, type_="User")
         try:
             parsed = sorted(s.value for s in parse_scopes(scopes))
@@ -175,7 +183,7 @@ class AccountService:
             scopes=parsed,
             note=note,
             source_repository_id=None,
-            expires_at=_expiry(expires),
+            expires_at=_capped(_expiry(expires), not_after),
         )
         return NewToken(token, record)
 
@@ -252,6 +260,12 @@ def _role(value: str) -> str:
         return Role.parse(value).label
     except KeyError:
         raise InvalidInput(f"invalid role {value!r}: use read, write or admin") from None
+
+
+def _capped(expires_at: datetime | None, not_after: datetime | None) -> datetime | None:
+    if not_after is None:
+        return expires_at
+    return not_after if expires_at is None else min(expires_at, not_after)
 
 
 def _expiry(value: str | None) -> datetime | None:

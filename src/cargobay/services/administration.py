@@ -205,21 +205,34 @@ class Administration:
     async def create_token(
         self, principal: Principal, scopes: list[str], note: str | None, expires: str | None
     ) -> NewToken:
+        """A new token of the caller's. Made with a token (not a web session), it may not have
+        scopes the calling token lacks (``write:packages`` includes ``read:packages``) and
+        expires no later than the calling token."""
         self._user(principal)
         wanted = set(scopes)
+        not_after = None
         if principal.scopes is not None:
             have = {s.value for s in principal.scopes}
+            if Scope.WRITE_PACKAGES.value in have:
+                have.add(Scope.READ_PACKAGES.value)
             beyond = sorted(wanted - have)
             if beyond:
                 raise Forbidden(
                     f"A token can't create a token with scopes it lacks: {', '.join(beyond)}"
                 )
+            caller = await self.service.tokens.by_id(principal.token_id or 0)
+            not_after = caller.expires_at if caller else None
         return await self.service.create_pat(
-            principal.login, ",".join(sorted(wanted)), expires=expires, note=note
+            principal.login,
+            ",".join(sorted(wanted)),
+            expires=expires,
+            note=note,
+            not_after=not_after,
         )
 
     async def revoke_token(self, principal: Principal, token_id: int) -> None:
-        self._user(principal)
+        """Revoke one of the caller's tokens (with a token: one with ``write:packages``)."""
+        self._writer(principal)
         owned = {t.id for t in await self.service.list_tokens(principal.login)}
         if token_id not in owned:
             raise NotFound("no such token")

@@ -242,7 +242,12 @@ class PackageService:
         """Restore the most recently deleted package of that name, within the restore window."""
         self._require(principal, WRITE)
         await self.owner(owner, owner_type)
-        package = await self.store.get_deleted(self.registry_name(owner, package_name))
+        name = self.registry_name(owner, package_name)
+        package = await self.store.get_deleted(name)
+        if package is None:
+            active = await self.store.get(name)
+            if active is not None and await self.role(principal, active) >= Role.READ:
+                raise Conflict("This package is not deleted.")
         package = await self._visible(principal, package)
         await self._admin(principal, package)
         self._check_window(package.deleted_at)

@@ -9,11 +9,16 @@ request, larger ones are completed into ``uploads/<id>/data`` and copied server-
 blob key. Blobs are served through presigned URLs when redirects are on.
 
 Concurrent writers: S3 has no locks. Each append replaces the state object with ``If-Match`` on
-the ETag it read, so of two requests writing one session at the same time, the one that saves
-second gets BlobUploadInvalid and its bytes are dropped. Unlike the filesystem store, the second
-request is refused when it ends, not when it starts; and if both wrote the same part number, the
-part S3 keeps may be the loser's: completing the upload then fails (S3 checks every part's ETag)
-with BlobUploadInvalid, so a wrong blob can never appear.
+the ETag it read (Ceph RGW and AWS S3 honour it), so of two requests writing one session at the
+same time, the one that saves second gets BlobUploadInvalid and its bytes are dropped: unlike
+the filesystem store, the second request is refused when it ends, not when it starts. If both
+uploaded the same part number, S3 may keep the loser's part; the commit then finds its ETag is
+not the one the state names and fails with BlobUploadInvalid (the client starts again): a wrong
+blob never appears.
+
+Clean-up: a session's objects are removed with it (commit, abort, expiry); multipart uploads of
+requests that died before saving anything are found by :meth:`S3BlobStore.abort`. A bucket
+lifecycle rule aborting incomplete multipart uploads after a few days catches any other.
 """
 
 from __future__ import annotations

@@ -7,9 +7,10 @@ parts whatever the blob size. At the end, what is left becomes a part if it reac
 else a new tail segment. The SHA-256 state moves along with the bytes, in order.
 
 Nothing is visible to other requests until :meth:`AppendCall.save` replaces the state object
-(``If-Match`` on the ETag read at the start): a request that loses that race, or fails, only
-leaves unreferenced parts (overwritten by the next append, left out at completion) and removes
-the segments it wrote.
+(``If-Match`` on the ETag read at the start), or a checkpoint does on a long request (whole parts
+only; a failing request puts the state from before it back). A request that loses that race, or
+fails, removes the segments it wrote and leaves only parts the state does not name: the next
+append uploads over them, and the commit leaves any still there out of the blob.
 """
 
 from __future__ import annotations

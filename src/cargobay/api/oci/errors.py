@@ -32,6 +32,8 @@ ERROR_TABLE: dict[type[errors.CargobayError], tuple[str, int]] = {
     errors.ManifestUnknown: ("MANIFEST_UNKNOWN", 404),
     errors.TagInvalid: ("TAG_INVALID", 400),
     errors.PaginationInvalid: ("PAGINATION_NUMBER_INVALID", 400),
+    errors.Conflict: ("DENIED", 409),
+    errors.DeletionRefused: ("DENIED", 403),
     errors.Unauthenticated: ("UNAUTHORIZED", 401),
     errors.Denied: ("DENIED", 403),
     errors.Unavailable: ("UNAVAILABLE", 503),

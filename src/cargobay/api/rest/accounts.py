@@ -116,7 +116,7 @@ async def get_authenticated_user(request: Request, who: Caller, admin: Admin) ->
     tags=["users"],
     operation_id="users/get-by-username",
 )
-async def get_user(request: Request, username: str, admin: Admin) -> Any:
+async def get_user(request: Request, username: str, who: Caller, admin: Admin) -> Any:
     # As on GitHub, organizations answer here too (``owner.url`` of their packages).
     return urls(request).account(await admin.account(username, None))
 
@@ -167,7 +167,7 @@ async def create_org(request: Request, who: Caller, admin: Admin, body: NewOrgan
 
 
 @router.get("/orgs/{org}", response_model=Organization, tags=["orgs"], operation_id="orgs/get")
-async def get_org(request: Request, org: str, admin: Admin) -> Any:
+async def get_org(request: Request, org: str, who: Caller, admin: Admin) -> Any:
     return urls(request).organization(await admin.account(org, "Organization"))
 
 

@@ -53,6 +53,11 @@ class RestApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
+            if scope["method"] in ("POST", "PUT", "PATCH"):
+                # Bodies are JSON whatever the Content-Type says (GitHub's examples use
+                # `curl -d`, which sends application/x-www-form-urlencoded).
+                headers = [(k, v) for k, v in scope["headers"] if k != b"content-type"]
+                scope = dict(scope, headers=[*headers, (b"content-type", b"application/json")])
             raw: bytes = scope.get("raw_path") or b""
             if b"%2f" in raw.lower():
                 # Decode everything but the encoded slashes; handlers decode those in names.

@@ -208,7 +208,7 @@ class Urls:
                     is_child=version.is_child,
                     attestation=version.attestation,
                     subject=version.subject,
-                    artifact_type=version.artifact_type,
+                    artifact_type=version.artifact_type if version.kind == "artifact" else None,
                     size=version.size,
                     download_count=version.download_count,
                 )
