@@ -8,6 +8,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 
 import anyio
 from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import Receive, Scope, Send
 
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
@@ -180,13 +182,20 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "accounts": accounts,
         "signin": signin,
     }
-    site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES)
+    site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings
     site.state.registry = registry
     site.state.health = HealthService(metadata.ping, store)
     site.mount("/api/v3", create_rest_app(state))
     site.mount("/", create_web_app(state))
     return CargobayApp(OciApp(ROUTES, state), site)
+
+
+async def _not_found(request: Request, exc: Exception) -> Response:
+    """Paths nothing routes (e.g. control characters the routes can't match)."""
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"message": "Not Found", "documentation_url": ""}, 404)
+    return PlainTextResponse("Not Found", 404)
 
 
 class CargobayApp:

@@ -64,7 +64,7 @@ class Administration:
 
     async def repository_role(self, principal: Principal, repository: SourceRepository) -> Role:
         if principal.user_id is None:
-            return Role.NONE
+            return Role.NONE if repository.private else Role.READ
         if principal.site_admin or repository.owner_id == principal.user_id:
             return Role.ADMIN
         if await self.accounts.org_role(repository.owner_id, principal.user_id) == "owner":

@@ -152,6 +152,11 @@ class PackageService:
         ]
         return visible[page.offset : page.offset + page.size], len(visible)
 
+    async def check_owner(self, principal: Principal, owner: str, owner_type: str | None) -> None:
+        """What listing needs before anything is listed: a token, and the owner exists."""
+        self._require(principal, READ)
+        await self.owner(owner, owner_type)
+
     async def get(
         self, principal: Principal, owner: str, owner_type: str | None, package_name: str
     ) -> PackageRecord:

@@ -12,12 +12,12 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import Caller, state, urls
+from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state, urls
 from cargobay.api.rest.schemas import MinimalRepository, Organization, SimpleUser, Token
 from cargobay.metadata.base import SourceRepository
 from cargobay.services.administration import Administration
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def administration(request: Request) -> Administration:

@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from cargobay import errors
-from cargobay.api.rest.schemas import Urls
+from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
 from cargobay.auth.principal import Principal
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.packages import Forbidden, Page, ScopeMissing
@@ -34,6 +34,18 @@ STATUS: dict[type[errors.CargobayError], int] = {
     errors.NameInvalid: 422,
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
+}
+
+
+#: Documented on every operation: GitHub's error shape for each status the API answers with.
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    401: {"model": Message, "description": "Requires authentication, or bad credentials"},
+    403: {"model": Message, "description": "A scope or a role is missing"},
+    404: {"model": Message, "description": "Not found, or not visible to the caller"},
+    409: {"model": Message, "description": "Conflicts with the current state"},
+    422: {"model": ValidationFailed, "description": "Validation failed"},
+    429: {"model": Message, "description": "Too many failed sign-ins"},
+    503: {"model": Message, "description": "The database or the blob store is unavailable"},
 }
 
 

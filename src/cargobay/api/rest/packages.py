@@ -14,14 +14,14 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from cargobay.api.rest.app import Caller, Paging, link_header, state, urls
+from cargobay.api.rest.app import ERROR_RESPONSES, Caller, Paging, link_header, state, urls
 from cargobay.api.rest.schemas import GrantOut, Package, PackageVersion
 from cargobay.auth.principal import Kind
 from cargobay.errors import NotFound
 from cargobay.metadata.base import PackageRecord
 from cargobay.services.packages import Forbidden, PackageService
 
-router = APIRouter()
+router = APIRouter(responses=ERROR_RESPONSES)
 TAGS: list[str | Enum] = ["packages"]
 SETTINGS_TAGS: list[str | Enum] = ["package settings"]
 
@@ -48,19 +48,27 @@ def signed_in_owner(who: Caller) -> Owner:
     return Owner(who.login, "User")
 
 
-def user_owner(username: Annotated[str, Path(max_length=39)]) -> Owner:
+LOGIN = r"^[A-Za-z0-9][A-Za-z0-9-]{0,38}$"
+
+
+def user_owner(username: Annotated[str, Path(pattern=LOGIN)]) -> Owner:
     return Owner(username, "User")
 
 
-def org_owner(org: Annotated[str, Path(max_length=39)]) -> Owner:
+def org_owner(org: Annotated[str, Path(pattern=LOGIN)]) -> Owner:
     return Owner(org, "Organization")
 
 
 PackageType = Annotated[str, Path(description="Only `container` packages exist here")]
 PackageName = Annotated[
-    str, Path(description="The package name; `/` in it URL-encoded as `%2F`", max_length=255)
+    str,
+    Path(
+        description="The package name; `/` in it URL-encoded as `%2F`",
+        max_length=255,
+        pattern=r"^[A-Za-z0-9._%/-]+$",
+    ),
 ]
-VersionId = Annotated[int, Path(ge=1)]
+VersionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
 def _name(package_type: str, package_name: str) -> str:
@@ -103,6 +111,7 @@ def _list_route(path: str, owner_dep: Callable[..., Owner], scope: str) -> None:
     ) -> Response:
         found: list[PackageRecord] = []
         total = 0
+        await packages.check_owner(who, owner.login, owner.type)
         if package_type in ("container", "docker"):  # no other package types are hosted here
             found, total = await packages.list_packages(
                 who, owner.login, owner.type, visibility=visibility, page=paging

@@ -117,6 +117,19 @@ class Message(BaseModel):
     documentation_url: str
 
 
+class FieldError(BaseModel):
+    resource: str
+    field: str
+    code: str
+    message: str
+
+
+class ValidationFailed(BaseModel):
+    message: Literal["Validation Failed"]
+    errors: list[FieldError]
+    documentation_url: str
+
+
 class Urls:
     """Absolute URLs of API resources and pages."""
 
