@@ -2,7 +2,8 @@
 
 Sessions are rows (revocable, checked on every request: a suspended user is out at once); the
 cookie's secret is stored hashed. Each session has its own anti-CSRF token. Failed sign-ins are
-limited per client address and per user name, without locking anyone out.
+limited per client address (and user name at that address); a user name alone gets a limit ten
+times higher, so failing on purpose from one address can't lock its owner out.
 """
 
 from __future__ import annotations
@@ -39,19 +40,24 @@ class SignIn:
         self.accounts = accounts
         self.sessions = sessions
         self.limiter = limiter
+        #: Per user name from every address: high enough that nobody can lock a user out by
+        #: failing on purpose from one address, low enough to stop a spread-out guessing run.
+        self.per_user = FailureLimiter(limit=limiter.limit * 10, window=limiter.window)
         self.ttl = timedelta(seconds=ttl)
 
     async def sign_in(self, login: str, password: str, client: str) -> tuple[str, str]:
         """Check the password; returns ``(cookie secret, csrf token)`` of a new session.
         Raises Unauthenticated (wrong name or password) or TooManyRequests."""
-        keys = (f"web-client:{client}", f"web-user:{login.lower()}")
-        if self.limiter.blocked(*keys):
+        user_key = f"web-user:{login.strip().lower()}"
+        keys = (f"web-client:{client}", f"{user_key}@{client}")
+        if self.limiter.blocked(*keys) or self.per_user.blocked(user_key):
             raise TooManyRequests("Too many failed sign-ins. Try again in a few minutes.")
         user = await self.accounts.by_login(login.strip().lower()) if login.strip() else None
         password_hash = user.password_hash if user and not user.is_org else None
         ok = await anyio.to_thread.run_sync(verify_password, password_hash, password)
         if not ok or user is None or user.suspended:
             self.limiter.fail(*keys)
+            self.per_user.fail(user_key)
             raise Unauthenticated("Incorrect username or password.")
         secret = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)

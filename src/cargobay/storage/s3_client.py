@@ -14,7 +14,8 @@ import anyio
 import anyio.to_thread
 import boto3
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
+from botocore.exceptions import ConnectionError as BotoConnectionError
 
 from cargobay.errors import Unavailable
 
@@ -96,10 +97,18 @@ class S3Calls:
         self.limiter = anyio.CapacityLimiter(max_threads)
 
     async def run(self, function: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``function(*args, **kwargs)`` in a worker thread, at most ``max_threads`` at once."""
+        """``function(*args, **kwargs)`` in a worker thread, at most ``max_threads`` at once.
+        S3 out of reach, or failing (5xx) after the retries, raises Unavailable."""
 
         def call() -> T:
-            return function(*args, **kwargs)
+            try:
+                return function(*args, **kwargs)
+            except (BotoConnectionError, HTTPClientError) as e:
+                raise Unavailable(f"S3 is unavailable: {e}") from e
+            except ClientError as e:
+                if status_of(e) >= 500:
+                    raise Unavailable(f"S3 is unavailable: {e}") from e
+                raise
 
         return await anyio.to_thread.run_sync(call, limiter=self.limiter)
 
@@ -148,7 +157,7 @@ class S3Calls:
             with response["Body"] as body:
                 return body.read(), response["ETag"]
 
-        return await anyio.to_thread.run_sync(get, limiter=self.limiter)
+        return await self.run(get)
 
     async def delete_keys(self, keys: list[str]) -> None:
         """Delete objects (missing ones are fine), up to 1000 per request."""

@@ -3,10 +3,12 @@ signing out. Every POST carries the session's CSRF token (see :func:`form_handle
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
-from cargobay.auth.policy import Scope
+from cargobay.auth.policy import Role, Scope
 from cargobay.errors import Conflict, NotFound
 from cargobay.metadata.base import PackageRecord
 from cargobay.services.administration import Administration
@@ -15,6 +17,18 @@ from cargobay.web.app import SESSION_COOKIE, Web, form_handler, page, session_pr
 
 SCOPES = [s.value for s in Scope]
 EXPIRIES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "": "No expiration"}
+
+
+def valid_id(value: str) -> bool:
+    """A database id: digits, within a 32-bit integer."""
+    return value.isdigit() and 0 < int(value) < 2**31
+
+
+def _version_id(request: Request) -> int:
+    value = request.path_params["version_id"]
+    if not valid_id(value):
+        raise NotFound("Package version not found.")
+    return int(value)
 
 
 def _kind(package: PackageRecord) -> str:
@@ -54,9 +68,13 @@ async def settings_page(request: Request, web: Web, package: PackageRecord) -> R
 async def _package(
     web: Web, session: Session, request: Request, *, deleted: bool = False
 ) -> PackageRecord:
+    """The package a form acts on; Not found unless the signed-in user is its admin (so forms
+    reveal nothing about packages others can't manage)."""
     package_id = request.path_params["package_id"]
-    package = await web.packages.store.by_id(int(package_id)) if package_id.isdigit() else None
+    package = await web.packages.store.by_id(int(package_id)) if valid_id(package_id) else None
     if package is None or (package.deleted_at is not None) != deleted:
+        raise NotFound("Package not found.")
+    if await web.packages.role(session_principal(session), package) < Role.ADMIN:
         raise NotFound("Package not found.")
     return package
 
@@ -173,7 +191,7 @@ async def delete_version(
         package.owner_login,
         package.owner_type,
         package.package_name,
-        int(request.path_params["version_id"]),
+        _version_id(request),
     )
     return _back(package, web, "version deleted", "versions")
 
@@ -188,9 +206,10 @@ async def restore_version(
         package.owner_login,
         package.owner_type,
         package.package_name,
-        int(request.path_params["version_id"]),
+        _version_id(request),
     )
-    return _back(package, web, "version restored")
+    tab = "versions" if form.get("back") == "versions" else "settings"
+    return _back(package, web, "version restored", tab)
 
 
 # -- personal access tokens -----------------------------------------------------------------
@@ -209,9 +228,8 @@ async def tokens_page(request: Request, web: Web) -> Response:
 async def new_token_page(request: Request, web: Web) -> Response:
     session = await web.session(request)
     if session is None:
-        return RedirectResponse(
-            f"/login?next={request.url.path}%3F{request.url.query}", status_code=303
-        )
+        target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+        return RedirectResponse(f"/login?next={quote(target, safe='/')}", status_code=303)
     wanted = {s.strip() for s in request.query_params.get("scopes", "").split(",")}
     return web.render(
         request,
@@ -250,7 +268,7 @@ async def revoke_token(
     request: Request, web: Web, session: Session, form: dict[str, str]
 ) -> Response:
     token_id = request.path_params["token_id"]
-    if not token_id.isdigit():
+    if not valid_id(token_id):
         raise NotFound("no such token")
     await _admin(web).revoke_token(session_principal(session), int(token_id))
     return RedirectResponse("/settings/tokens", status_code=303)

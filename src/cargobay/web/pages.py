@@ -170,7 +170,7 @@ async def package_page(request: Request, web: Web) -> Response:
     except NotFound:
         # ``.../package/NAME/VERSION_ID``: a version page.
         base, _, last = name.rpartition("/")
-        if not base or not last.isdigit():
+        if not base or not last.isdigit() or not 0 < int(last) < 2**31:
             raise
         package = await web.packages.get(viewer, owner, owner_type, base)
         return await _version_page(request, web, package, int(last))

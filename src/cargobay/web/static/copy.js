@@ -9,14 +9,18 @@ document.addEventListener("click", function (event) {
     button.textContent = "Copied";
     setTimeout(function () { button.textContent = "Copy"; }, 2000);
   };
-  if (navigator.clipboard && window.isSecureContext) {
-    navigator.clipboard.writeText(text).then(done, function () {});
-  } else {
+  var fallback = function () {
+    // Select the text, then ask the browser to copy it; if even that fails, it stays selected.
     var range = document.createRange();
     range.selectNodeContents(target);
     var selection = window.getSelection();
     selection.removeAllRanges();
     selection.addRange(range);
-    try { document.execCommand("copy"); done(); } catch (e) { /* the text stays selected */ }
+    try { if (document.execCommand("copy")) done(); } catch (e) { /* left selected */ }
+  };
+  if (navigator.clipboard && window.isSecureContext) {
+    navigator.clipboard.writeText(text).then(done, fallback);
+  } else {
+    fallback();
   }
 });
