@@ -17,11 +17,13 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -278,3 +280,114 @@ def server_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerF
 def registry(server_factory: ServerFactory) -> Server:
     """One registry with default settings, shared by the whole session."""
     return server_factory()
+
+
+# -- S3 (a Ceph RGW started by scripts/ceph-rgw, or any S3 named by the environment) ------------
+
+CEPH_RGW = Path(__file__).resolve().parent.parent / "scripts" / "ceph-rgw"
+
+
+@dataclass(frozen=True)
+class S3Service:
+    """An S3 endpoint and the credentials of a user allowed to create buckets on it."""
+
+    endpoint: str
+    access_key: str
+    secret_key: str
+
+    def settings(self, bucket: str, **more: Any) -> dict[str, Any]:
+        """``server_factory`` settings for a registry storing its blobs in ``bucket``."""
+        return {
+            "blob_store": "s3",
+            "s3_endpoint_url": self.endpoint,
+            "s3_bucket": bucket,
+            "s3_access_key_id": self.access_key,
+            "s3_secret_access_key": self.secret_key,
+            **more,
+        }
+
+    def client(self) -> Any:
+        """A boto3 S3 client on the service (for checks behind the store's back)."""
+        from cargobay.storage.s3_client import make_client
+
+        return make_client(
+            endpoint_url=self.endpoint,
+            region="us-east-1",
+            access_key_id=self.access_key,
+            secret_access_key=self.secret_key,
+        )
+
+    def remove_bucket(self, bucket: str) -> None:
+        """Delete ``bucket`` with every object and unfinished multipart upload in it."""
+        client = self.client()
+        for page in client.get_paginator("list_multipart_uploads").paginate(Bucket=bucket):
+            for upload in page.get("Uploads", []):
+                client.abort_multipart_upload(
+                    Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"]
+                )
+        for page in client.get_paginator("list_objects_v2").paginate(Bucket=bucket):
+            keys = [{"Key": item["Key"]} for item in page.get("Contents", [])]
+            if keys:
+                client.delete_objects(Bucket=bucket, Delete={"Objects": keys, "Quiet": True})
+        client.delete_bucket(Bucket=bucket)
+
+
+def new_bucket_name() -> str:
+    return f"cargobay-test-{uuid.uuid4().hex[:16]}"
+
+
+@pytest.fixture(scope="session")
+def s3_service(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Service]:
+    """S3 for the session: ``CARGOBAY_TEST_S3_ENDPOINT`` (with ``..._ACCESS_KEY`` and
+    ``..._SECRET_KEY``) if set, else a one-node Ceph RGW started with ``scripts/ceph-rgw`` and
+    stopped at the end of the session. Skips when neither is to be had."""
+    endpoint = os.environ.get("CARGOBAY_TEST_S3_ENDPOINT")
+    if endpoint:
+        yield S3Service(
+            endpoint,
+            os.environ.get("CARGOBAY_TEST_S3_ACCESS_KEY", ""),
+            os.environ.get("CARGOBAY_TEST_S3_SECRET_KEY", ""),
+        )
+        return
+    missing = [t for t in ("ceph-mon", "ceph-osd", "radosgw") if shutil.which(t) is None]
+    if missing:
+        pytest.skip(
+            f"no S3 to test against: {', '.join(missing)} not installed (Debian: ceph radosgw "
+            "ceph-common) and CARGOBAY_TEST_S3_ENDPOINT not set"
+        )
+    directory = tmp_path_factory.mktemp("ceph") / "cluster"
+    started = subprocess.run(
+        [str(CEPH_RGW), "start", str(directory)],
+        capture_output=True,
+        text=True,
+        timeout=400,
+        check=False,
+    )
+    try:
+        if started.returncode != 0:
+            pytest.skip(f"no S3 to test against: scripts/ceph-rgw start failed:\n{started.stderr}")
+        values = dict(
+            line.split("=", 1) for line in (directory / "env").read_text().splitlines() if line
+        )
+        yield S3Service(
+            values["CARGOBAY_TEST_S3_ENDPOINT"],
+            values["CARGOBAY_TEST_S3_ACCESS_KEY"],
+            values["CARGOBAY_TEST_S3_SECRET_KEY"],
+        )
+    finally:
+        subprocess.run(
+            [str(CEPH_RGW), "stop", str(directory)], capture_output=True, timeout=120, check=False
+        )
+
+
+@pytest.fixture
+def s3_bucket(s3_service: S3Service) -> Iterator[str]:
+    """A fresh, empty bucket on ``s3_service`` (the test may leave it to the store to create);
+    it is removed, with what is in it, after the test."""
+    bucket = new_bucket_name()
+    yield bucket
+    try:
+        s3_service.remove_bucket(bucket)
+    except Exception as e:  # a bucket the test never created, or already removed
+        if "NoSuchBucket" not in str(e):
+            raise
