@@ -267,15 +267,18 @@ def test_index_children_and_attestations(world: World) -> None:
     assert top["platform"] is None
     assert top["is_child"] is False
     assert top["tags"] == ["latest"]
+    assert top["parents"] == []
     for child, platform in ((amd64, "linux/amd64"), (s390x, "linux/s390x")):
         container = versions[child.digest]["metadata"]["container"]
         assert container["is_child"] is True
         assert container["attestation"] is False
         assert container["platform"] == platform
         assert container["tags"] == []
+        assert container["parents"] == [index.digest]  # tied to the index that lists it
     flagged = versions[attestation.digest]["metadata"]["container"]
     assert flagged["is_child"] is True
     assert flagged["attestation"] is True
+    assert flagged["parents"] == [index.digest]
     assert world.package("buildx")["version_count"] == 4
 
 

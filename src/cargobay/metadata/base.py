@@ -351,6 +351,8 @@ class VersionRecord:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    #: Indexes (not deleted) that list this manifest.
+    parents: tuple[Digest, ...] = ()
 
 
 @dataclass(frozen=True, slots=True)

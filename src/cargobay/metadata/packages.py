@@ -274,6 +274,7 @@ class SqlPackageStore:
         for t in tag_rows:
             tag_map.setdefault(t.manifest_id, []).append(t.name)
         sizes = self._sizes(c, package_id, ids)
+        parents = self._parents(c, package_id, [r.digest for r in rows if r.is_child])
         return [
             VersionRecord(
                 id=r.id,
@@ -295,9 +296,31 @@ class SqlPackageStore:
                 created_at=aware(r.created_at),
                 updated_at=aware(r.updated_at or r.created_at),
                 deleted_at=aware(r.deleted_at) if r.deleted_at else None,
+                parents=tuple(parents.get(r.digest, ())),
             )
             for r in rows
         ]
+
+    @staticmethod
+    def _parents(c: sa.Connection, package_id: int, digests: list[str]) -> dict[str, list[Digest]]:
+        """The indexes of the package (not deleted) that list each of ``digests``."""
+        if not digests:
+            return {}
+        rows = c.execute(
+            sa.select(manifest_refs.c.digest, manifests.c.digest.label("parent"))
+            .join(manifests, manifests.c.id == manifest_refs.c.manifest_id)
+            .where(
+                manifest_refs.c.kind == "manifest",
+                manifest_refs.c.digest.in_(digests),
+                manifests.c.repository_id == package_id,
+                manifests.c.deleted_at.is_(None),
+            )
+            .order_by(manifests.c.created_at)
+        ).all()
+        found: dict[str, list[Digest]] = {}
+        for row in rows:
+            found.setdefault(row.digest, []).append(Digest(row.parent))
+        return found
 
     def _sizes(self, c: sa.Connection, package_id: int, ids: list[int]) -> dict[int, int]:
         """Manifest bytes + referenced blobs + (indexes) children's totals, per version."""

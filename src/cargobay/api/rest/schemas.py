@@ -60,6 +60,8 @@ class ContainerMetadata(BaseModel):
     platform: str | None = None
     is_child: bool = False
     attestation: bool = False
+    #: Digests of the indexes that list this manifest (for a child).
+    parents: list[str] = []
     subject: str | None = None
     artifact_type: str | None = None
     size: int
@@ -220,6 +222,7 @@ class Urls:
                     platform=version.platform,
                     is_child=version.is_child,
                     attestation=version.attestation,
+                    parents=list(version.parents),
                     subject=version.subject,
                     artifact_type=version.artifact_type if version.kind == "artifact" else None,
                     size=version.size,
