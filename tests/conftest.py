@@ -34,6 +34,22 @@ import pytest
 
 TARGET = os.environ.get("CARGOBAY_TEST_TARGET", "cargobay")
 
+
+def pytest_report_header(config: pytest.Config) -> list[str]:
+    """Say where the real backing services come from, before anything runs."""
+    postgres = os.environ.get(
+        "CARGOBAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+    )
+    s3 = os.environ.get("CARGOBAY_TEST_S3_ENDPOINT")
+    return [
+        f"cargobay: PostgreSQL tests use {postgres} (a fresh database per test or run; they "
+        "skip, saying so, if it does not answer; set CARGOBAY_TEST_POSTGRES_URL)",
+        "cargobay: S3 tests use "
+        + (f"{s3} (CARGOBAY_TEST_S3_ENDPOINT)" if s3 else "a Ceph RGW started by scripts/ceph-rgw")
+        + "; browser tests use /usr/bin/chromium",
+    ]
+
+
 #: The site administrator the suites act as, and the scopes of its personal access token.
 TEST_USER = "tester"
 ALL_SCOPES = "read:packages,write:packages,delete:packages"
