@@ -418,6 +418,7 @@ def test_skopeo_multiarch_package_deleted_and_restored_through_rest(
             "platform": None,
             "is_child": False,
             "attestation": False,
+            "parents": [],
             "subject": None,
             "artifact_type": None,
             "size": len(index) + sum(_image_size(layout, d) for d in children.values()),
@@ -427,6 +428,7 @@ def test_skopeo_multiarch_package_deleted_and_restored_through_rest(
             child = versions[digest]["metadata"]["container"]
             assert child["platform"] == f"linux/{arch}", child
             assert child["is_child"] is True and child["tags"] == [], child
+            assert child["parents"] == [index_digest], child
             assert child["media_type"] == OCI_MANIFEST and child["kind"] == "image", child
             assert child["size"] == _image_size(layout, digest), child
 
