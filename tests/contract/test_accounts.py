@@ -99,11 +99,11 @@ async def test_package_roles_come_from_grants_teams_org_and_source_repository(
     assert facts.grants == () and facts.org_role == "member" and facts.source_roles == ("write",)
     owner_facts = await meta.packages.user_facts(package, owner.id)
     assert owner_facts.grants == ("admin",) and owner_facts.org_role == "owner"
-    await meta.packages.grant(package.id, "team", team, "read")
+    await meta.package_records.grant(package.id, "team", team, "read")
     assert (await meta.packages.user_facts(package, dev.id)).grants == ("read",)
-    await meta.packages.grant(package.id, "source_repository", repo, "write")
+    await meta.package_records.grant(package.id, "source_repository", repo, "write")
     assert await meta.packages.actions_grant(package.id, repo) == "write"
-    await meta.packages.link(package.id, None, False)
+    await meta.package_records.update(package.id, source_repository_id=None, inherit_access=False)
     unlinked = await meta.packages.get("acme/app")
     assert unlinked is not None and unlinked.source_repository_id is None
     assert (await meta.packages.user_facts(unlinked, dev.id)).source_roles == ()

@@ -414,37 +414,6 @@ class SqlPackageAccessStore:
             raise NotFound(f"package {name!r} vanished")
         return package
 
-    async def set_visibility(self, package_id: int, visibility: str) -> None:
-        with self.db.write() as c:
-            c.execute(
-                sa.update(repositories)
-                .where(repositories.c.id == package_id)
-                .values(visibility=visibility)
-            )
-
-    async def grant(self, package_id: int, grantee_type: str, grantee_id: int, role: str) -> None:
-        with self.db.write() as c:
-            c.execute(
-                self.db.upsert(
-                    package_access,
-                    ["repository_id", "grantee_type", "grantee_id"],
-                    {
-                        "repository_id": package_id,
-                        "grantee_type": grantee_type,
-                        "grantee_id": grantee_id,
-                        "role": role,
-                    },
-                )
-            )
-
-    async def link(self, package_id: int, source_repository_id: int | None, inherit: bool) -> None:
-        with self.db.write() as c:
-            c.execute(
-                sa.update(repositories)
-                .where(repositories.c.id == package_id)
-                .values(source_repository_id=source_repository_id, inherit_access=inherit)
-            )
-
 
 @offloaded
 class SqlSessionStore:

@@ -43,6 +43,7 @@ class AccountService:
         self.accounts = metadata.accounts
         self.tokens = metadata.tokens
         self.packages = metadata.packages
+        self.package_records = metadata.package_records
         self.workflow_token_ttl = workflow_token_ttl
 
     # -- lookups ----------------------------------------------------------------------------
@@ -230,22 +231,28 @@ class AccountService:
         target = Visibility(visibility)
         if package.visibility == Visibility.PUBLIC and target is not Visibility.PUBLIC:
             raise InvalidInput("a public package cannot be made private or internal again")
-        await self.packages.set_visibility(package.id, target.value)
+        await self.package_records.update(package.id, visibility=target.value)
 
     async def grant_package(self, name: str, grantee: str, role: str) -> None:
         package = await self.package(name)
         grantee_type, grantee_id = await self._grantee(grantee)
-        await self.packages.grant(package.id, grantee_type, grantee_id, _role(role))
+        await self.package_records.grant(package.id, grantee_type, grantee_id, _role(role))
 
     async def grant_actions(self, name: str, full_name: str, role: str) -> None:
         package = await self.package(name)
         repository = await self.source_repository(full_name)
-        await self.packages.grant(package.id, "source_repository", repository.id, _role(role))
+        await self.package_records.grant(
+            package.id, "source_repository", repository.id, _role(role)
+        )
 
     async def link_package(self, name: str, full_name: str | None, *, inherit: bool) -> None:
         package = await self.package(name)
         repository = await self.source_repository(full_name) if full_name else None
-        await self.packages.link(package.id, repository.id if repository else None, inherit)
+        await self.package_records.update(
+            package.id,
+            source_repository_id=repository.id if repository else None,
+            inherit_access=inherit,
+        )
 
 
 def _check_login(login: str) -> None:
