@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any
 
 import anyio
 from starlette.applications import Starlette
@@ -49,15 +50,16 @@ def build_blob_store(settings: Settings) -> BlobStore:
         from cargobay.storage.s3 import S3BlobStore
         from cargobay.storage.s3_client import S3Calls, make_client
 
-        calls = S3Calls(
-            make_client(
+        def client(slow: bool) -> Any:
+            return make_client(
                 endpoint_url=settings.s3_endpoint_url,
                 region=settings.s3_region,
                 access_key_id=settings.s3_access_key_id,
                 secret_access_key=settings.s3_secret_access_key,
-            ),
-            settings.s3_bucket,
-        )
+                slow=slow,
+            )
+
+        calls = S3Calls(client(False), settings.s3_bucket, slow_client=client(True))
         calls.ensure_bucket(settings.s3_region)
         return S3BlobStore(
             calls,

@@ -152,7 +152,7 @@ async def test_get_by_id_for_owner_and_update(meta: SqlMetadata, store: SqlPacka
     names = ["acme/b", "acme/a/z", "acme/a", "acme/a-z"]
     ids = {n: await create_package(meta, n, acme.id) for n in names}
     await create_package(meta, "octo/tool", octo.id)
-    await meta.packages.set_visibility(ids["acme/b"], "public")
+    await meta.package_records.update(ids["acme/b"], visibility="public")
     await push_image(meta, "acme/a/z", "v1", {"config": 10})
     await push_image(meta, "acme/a/z", "v2", {"config": 10, "layer": 99})
 

@@ -136,3 +136,31 @@ def test_a_token_knows_which_repositories_it_was_issued_for(tokens: RegistryToke
     claims = tokens.verify(token)
     assert claims.mentions("repository", "acme/new")  # asked for, nothing granted (yet)
     assert not claims.mentions("repository", "acme/other")
+
+
+def test_racing_processes_all_load_the_same_whole_key(tmp_path: Path) -> None:
+    """Replicas starting at once on one key file: each gets the same 32-byte key, never a
+    partly written one."""
+    import os
+
+    from cargobay.auth.registry_tokens import load_or_create_key
+
+    for round_ in range(20):
+        path = tmp_path / f"key-{round_}"
+        read, write = os.pipe()
+        children = []
+        for _ in range(6):
+            pid = os.fork()
+            if pid == 0:  # pragma: no cover - child
+                try:
+                    os.write(write, load_or_create_key(path).hex().encode() + b"\n")
+                finally:
+                    os._exit(0)
+            children.append(pid)
+        for pid in children:
+            os.waitpid(pid, 0)
+        os.close(write)
+        keys = os.read(read, 1 << 16).decode().split()
+        os.close(read)
+        assert len(keys) == 6 and len(set(keys)) == 1 and len(keys[0]) == 64
+        assert load_or_create_key(path).hex() == keys[0]

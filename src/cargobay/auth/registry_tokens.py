@@ -25,21 +25,35 @@ _CACHE_LIMIT = 10_000
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The signing key at ``path``, created (0600, 32 random bytes) if missing. Safe to race."""
+    """The signing key at ``path``, created (0600, 32 random bytes) if missing. Safe to race:
+    the key is written whole to a temporary file and linked into place, so a reader never sees
+    a partial key, and of two creators the first link wins and the other reads it."""
     try:
-        return bytes.fromhex(path.read_text().strip())
+        return _parse_key(path.read_text())
     except FileNotFoundError:
         pass
     path.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    except FileExistsError:
-        return load_or_create_key(path)
+    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
+    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     key = secrets.token_bytes(32)
-    with os.fdopen(fd, "w") as f:
-        f.write(key.hex())
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with os.fdopen(fd, "w") as f:
+            f.write(key.hex())
+            f.flush()
+            os.fsync(f.fileno())
+        try:
+            os.link(temporary, path)  # fails if another process got there first
+        except FileExistsError:
+            return _parse_key(path.read_text())
+    finally:
+        temporary.unlink(missing_ok=True)
+    return key
+
+
+def _parse_key(text: str) -> bytes:
+    key = bytes.fromhex(text.strip())
+    if len(key) < 32:
+        raise ValueError("the registry-token key file is damaged: expected 64 hex digits")
     return key
 
 

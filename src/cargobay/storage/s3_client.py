@@ -7,6 +7,7 @@ not in a thread. boto3 clients are thread-safe.
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import TYPE_CHECKING, Any, TypeVar
 
@@ -23,6 +24,7 @@ if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 T = TypeVar("T")
+log = logging.getLogger(__name__)
 
 #: Connections to S3 per process (and threads running S3 calls).
 MAX_CONNECTIONS = 32
@@ -35,17 +37,22 @@ def make_client(
     access_key_id: str | None,
     secret_access_key: str | None,
     max_connections: int = MAX_CONNECTIONS,
+    slow: bool = False,
 ) -> S3Client:
     """A client for AWS S3 (no endpoint) or an S3-compatible service at ``endpoint_url``
     (path-style addressing, as Ceph RGW and MinIO expect). Signature v4; retries with backoff;
-    payload checksums only where S3 requires them (older gateways reject the newer ones)."""
+    payload checksums only where S3 requires them (older gateways reject the newer ones).
+
+    Timeouts are short, so a store that stops answering costs a request seconds, not minutes
+    (the client gets 503 and retries), except for a ``slow`` client: server-side copies and
+    completions of large blobs take the store minutes to answer."""
     config = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
         max_pool_connections=max_connections,
-        retries={"max_attempts": 5, "mode": "standard"},
-        connect_timeout=10,
-        read_timeout=120,
+        retries={"max_attempts": 3 if slow else 1, "mode": "standard"},
+        connect_timeout=3,
+        read_timeout=900 if slow else 5,
         tcp_keepalive=True,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -91,8 +98,16 @@ def unquote_etag(etag: str) -> str:
 class S3Calls:
     """The shared client, its bucket, and a bounded way to call it from async code."""
 
-    def __init__(self, client: S3Client, bucket: str, max_threads: int = MAX_CONNECTIONS) -> None:
+    def __init__(
+        self,
+        client: S3Client,
+        bucket: str,
+        max_threads: int = MAX_CONNECTIONS,
+        slow_client: S3Client | None = None,
+    ) -> None:
         self.client = client
+        #: For calls the store may take minutes to answer (copies, completions).
+        self.slow = slow_client or client
         self.bucket = bucket
         self.limiter = anyio.CapacityLimiter(max_threads)
 
@@ -104,10 +119,12 @@ class S3Calls:
             try:
                 return function(*args, **kwargs)
             except (BotoConnectionError, HTTPClientError) as e:
-                raise Unavailable(f"S3 is unavailable: {e}") from e
+                log.warning("S3 call %s failed: %s", getattr(function, "__name__", "?"), e)
+                raise Unavailable("the blob store is unavailable") from e
             except ClientError as e:
                 if status_of(e) >= 500:
-                    raise Unavailable(f"S3 is unavailable: {e}") from e
+                    log.warning("S3 call %s failed: %s", getattr(function, "__name__", "?"), e)
+                    raise Unavailable("the blob store is unavailable") from e
                 raise
 
         return await anyio.to_thread.run_sync(call, limiter=self.limiter)
@@ -122,7 +139,8 @@ class S3Calls:
         try:
             await anyio.to_thread.run_sync(head, abandon_on_cancel=True, limiter=self.limiter)
         except (BotoCoreError, ClientError) as e:
-            raise Unavailable(f"the S3 bucket {self.bucket!r} is unavailable: {e}") from e
+            log.warning("S3 bucket %r does not answer: %s", self.bucket, e)
+            raise Unavailable("the blob store is unavailable") from e
 
     def ensure_bucket(self, region: str) -> None:
         """Create the bucket if it does not exist (synchronous: used at start-up)."""

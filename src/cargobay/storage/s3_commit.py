@@ -125,7 +125,7 @@ async def complete(s3: S3Calls, keys: Keys, upload_id: str, state: UploadState) 
         if any(stored[n][1] < MIN_PART for n in strays):
             raise BlobUploadInvalid("the upload has unusable parts; start again")
         await s3.run(
-            s3.client.complete_multipart_upload,
+            s3.slow.complete_multipart_upload,
             Bucket=s3.bucket,
             Key=key,
             UploadId=multipart,
@@ -181,7 +181,7 @@ async def copy(s3: S3Calls, source: str, target: str, size: int, ranges: Ranges)
     copy_source = {"Bucket": s3.bucket, "Key": source}
     if not ranges and size <= COPY_LIMIT:
         await s3.run(
-            s3.client.copy_object,
+            s3.slow.copy_object,
             Bucket=s3.bucket,
             Key=target,
             CopySource=copy_source,
@@ -200,7 +200,7 @@ async def copy(s3: S3Calls, source: str, target: str, size: int, ranges: Ranges)
     async def copy_part(number: int, start: int, length: int) -> None:
         async with slots:
             response = await s3.run(
-                s3.client.upload_part_copy,
+                s3.slow.upload_part_copy,
                 Bucket=s3.bucket,
                 Key=target,
                 UploadId=multipart,
@@ -215,7 +215,7 @@ async def copy(s3: S3Calls, source: str, target: str, size: int, ranges: Ranges)
             for number, (start, length) in enumerate(pieces, 1):
                 tasks.start_soon(copy_part, number, start, length)
         await s3.run(
-            s3.client.complete_multipart_upload,
+            s3.slow.complete_multipart_upload,
             Bucket=s3.bucket,
             Key=target,
             UploadId=multipart,

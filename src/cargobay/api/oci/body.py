@@ -20,11 +20,17 @@ DRAIN_LIMIT = 64 * 1024 * 1024
 class Body:
     def __init__(self, request: Request) -> None:
         self._receive = request.receive
+        self._scope = request.scope
         self.done = False
         declared = request.headers.get("content-length")
         self.declared = int(declared) if declared and declared.isdigit() else None
+        chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
+        http1 = str(request.scope.get("http_version", "1.1")).startswith("1")
+        if http1 and not chunked and not self.declared:
+            self.done = True  # HTTP/1.x without Content-Length or chunking: no body at all
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
+        self._scope["cargobay.body"] = self
         while not self.done:
             message = await self._receive()
             if message["type"] == "http.request":
@@ -49,16 +55,20 @@ class Body:
                 raise too_large()
         return bytes(data)
 
-    async def drain(self) -> None:
-        """Discard what is left of the body, unless that is more than DRAIN_LIMIT."""
-        if self.done or (self.declared is not None and self.declared > DRAIN_LIMIT):
-            return
+    async def drain(self) -> bool:
+        """Discard what is left of the body, unless that is more than DRAIN_LIMIT. True if the
+        whole body has been read (the connection can serve the next request)."""
+        if self.done:
+            return True
+        if self.declared is not None and self.declared > DRAIN_LIMIT:
+            return False
         drained = 0
         with contextlib.suppress(ClientDisconnect):
             async for chunk in self:
                 drained += len(chunk)
                 if drained > DRAIN_LIMIT:
-                    return
+                    return False
+        return self.done
 
     @contextlib.asynccontextmanager
     async def draining_on_error(self) -> AsyncIterator[Body]:
@@ -67,3 +77,12 @@ class Body:
         except CargobayError:
             await self.drain()
             raise
+
+
+async def finish_body(request: Request) -> bool:
+    """After an error answer: read the rest of the request's body (whether or not a handler
+    started reading it), so the client reads the answer and can send its next request on the
+    same connection. False if that would mean reading too much: the answer should then close
+    the connection."""
+    body: Body = request.scope.get("cargobay.body") or Body(request)
+    return await body.drain()

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
+from cargobay.api.oci.body import finish_body
 from cargobay.api.oci.errors import error_response, handle_domain_error
 from cargobay.errors import CargobayError
 
@@ -79,6 +80,10 @@ class OciApp:
             response = await self._respond(scope, request)
         except CargobayError as exc:
             response = await handle_domain_error(request, exc)
+            # Errors raised before a handler read the body (authentication, a database that
+            # is down) leave it unread: read it now, or close the connection.
+            if not await finish_body(request):
+                response.headers["Connection"] = "close"
         except Exception:
             log.exception("unhandled error on %s %s", scope["method"], scope["path"])
             response = error_response("UNKNOWN", 500, "internal error", None)
