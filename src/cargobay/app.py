@@ -50,16 +50,21 @@ def build_blob_store(settings: Settings) -> BlobStore:
         from cargobay.storage.s3 import S3BlobStore
         from cargobay.storage.s3_client import S3Calls, make_client
 
-        def client(slow: bool) -> Any:
+        def client(kind: str) -> Any:
             return make_client(
                 endpoint_url=settings.s3_endpoint_url,
                 region=settings.s3_region,
                 access_key_id=settings.s3_access_key_id,
                 secret_access_key=settings.s3_secret_access_key,
-                slow=slow,
+                kind=kind,
             )
 
-        calls = S3Calls(client(False), settings.s3_bucket, slow_client=client(True))
+        calls = S3Calls(
+            client("fast"),
+            settings.s3_bucket,
+            slow_client=client("slow"),
+            bulk_client=client("bulk"),
+        )
         calls.ensure_bucket(settings.s3_region)
         return S3BlobStore(
             calls,

@@ -275,7 +275,7 @@ class S3BlobStore:
         """Written once: a blob that exists (same digest, same bytes) is left as it is."""
         try:
             await self.s3.run(
-                self.s3.client.put_object,
+                self.s3.bulk.put_object,
                 Bucket=self.s3.bucket,
                 Key=self.keys.blob(digest),
                 Body=data,

@@ -170,7 +170,7 @@ class AppendCall:
     async def _upload_part(self, number: int, data: bytes | bytearray) -> None:
         try:
             response = await self.s3.run(
-                self.s3.client.upload_part,
+                self.s3.bulk.upload_part,
                 Bucket=self.s3.bucket,
                 Key=self.keys.data(self.upload_id),
                 UploadId=self.multipart or "",
@@ -197,7 +197,7 @@ class AppendCall:
         name = uuid.uuid4().hex
         self.written.append(name)
         await self.s3.run(
-            self.s3.client.put_object,
+            self.s3.bulk.put_object,
             Bucket=self.s3.bucket,
             Key=self.keys.segment(self.upload_id, name),
             Body=data,

@@ -37,22 +37,24 @@ def make_client(
     access_key_id: str | None,
     secret_access_key: str | None,
     max_connections: int = MAX_CONNECTIONS,
-    slow: bool = False,
+    kind: str = "fast",
 ) -> S3Client:
     """A client for AWS S3 (no endpoint) or an S3-compatible service at ``endpoint_url``
     (path-style addressing, as Ceph RGW and MinIO expect). Signature v4; retries with backoff;
     payload checksums only where S3 requires them (older gateways reject the newer ones).
 
     Timeouts are short, so a store that stops answering costs a request seconds, not minutes
-    (the client gets 503 and retries), except for a ``slow`` client: server-side copies and
-    completions of large blobs take the store minutes to answer."""
+    (the client gets 503 and retries): ``fast`` for small requests (5 s, no retry), ``bulk``
+    for parts and pieces of uploads (30 s, one retry), ``slow`` for server-side copies and
+    completions, which can take the store minutes for large blobs (900 s, two retries)."""
+    read_timeout, attempts = {"fast": (5, 1), "bulk": (30, 2), "slow": (900, 3)}[kind]
     config = Config(
         signature_version="s3v4",
         s3={"addressing_style": "path" if endpoint_url else "auto"},
         max_pool_connections=max_connections,
-        retries={"max_attempts": 3 if slow else 1, "mode": "standard"},
+        retries={"max_attempts": attempts, "mode": "standard"},
         connect_timeout=3,
-        read_timeout=900 if slow else 5,
+        read_timeout=read_timeout,
         tcp_keepalive=True,
         request_checksum_calculation="when_required",
         response_checksum_validation="when_required",
@@ -104,10 +106,13 @@ class S3Calls:
         bucket: str,
         max_threads: int = MAX_CONNECTIONS,
         slow_client: S3Client | None = None,
+        bulk_client: S3Client | None = None,
     ) -> None:
         self.client = client
         #: For calls the store may take minutes to answer (copies, completions).
         self.slow = slow_client or client
+        #: For calls that send megabytes (parts, pieces, small blobs).
+        self.bulk = bulk_client or client
         self.bucket = bucket
         self.limiter = anyio.CapacityLimiter(max_threads)
 
