@@ -67,13 +67,15 @@ def server(server_factory: Any) -> Iterator[Any]:
     started.stop()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def playwright() -> Iterator[Playwright]:
+    """Module-scoped: Playwright's sync API runs an event loop in this thread until it stops,
+    and tests of other directories that run their own loop must not find it still running."""
     with sync_playwright() as p:
         yield p
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser(playwright: Playwright) -> Iterator[Browser]:
     if not os.path.exists(CHROMIUM):
         pytest.skip(f"{CHROMIUM} is missing (Debian: apt-get install chromium chromium-driver)")
