@@ -23,6 +23,7 @@ from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.services.access import AccessService
 from cargobay.services.accounts import AccountService
+from cargobay.services.administration import Administration
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
 from cargobay.services.health import HealthService
@@ -187,6 +188,7 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "access": access,
         "packages": packages,
         "accounts": accounts,
+        "administration": Administration(accounts),
         "signin": signin,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})

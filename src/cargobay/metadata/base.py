@@ -315,6 +315,21 @@ class PackageRecord:
         return self.name.split("/", 1)[1]
 
     @property
+    def owner_scope(self) -> str:
+        """``orgs`` or ``users``: the owner's path segment in URLs, as on GitHub."""
+        return "orgs" if self.owner_type == "Organization" else "users"
+
+    @property
+    def owner_path(self) -> str:
+        """The path of the owner's package list page."""
+        return f"/{self.owner_scope}/{self.owner_login}/packages"
+
+    @property
+    def html_path(self) -> str:
+        """The path of the package page."""
+        return f"{self.owner_path}/container/package/{self.package_name}"
+
+    @property
     def access(self) -> PackageAccess:
         return PackageAccess(
             id=self.id,

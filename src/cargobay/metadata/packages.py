@@ -323,28 +323,8 @@ class SqlPackageStore:
         return found
 
     def _sizes(self, c: sa.Connection, package_id: int, ids: list[int]) -> dict[int, int]:
-        """Manifest bytes + referenced blobs + (indexes) children's totals, per version."""
-        blob_sum = (
-            sa.select(manifest_refs.c.manifest_id, sa.func.sum(blob_links.c.size).label("total"))
-            .join(
-                blob_links,
-                sa.and_(
-                    blob_links.c.digest == manifest_refs.c.digest,
-                    blob_links.c.repository_id == package_id,
-                ),
-            )
-            .where(manifest_refs.c.kind == "blob")
-            .group_by(manifest_refs.c.manifest_id)
-            .subquery()
-        )
-        totals = {
-            r.id: int(r.size) + int(r.total or 0)
-            for r in c.execute(
-                sa.select(manifests.c.id, manifests.c.size, blob_sum.c.total)
-                .outerjoin(blob_sum, blob_sum.c.manifest_id == manifests.c.id)
-                .where(manifests.c.repository_id == package_id)
-            ).all()
-        }
+        """Manifest bytes + referenced blobs + (indexes) children's totals, per version. Only
+        the versions asked for and their children are summed."""
         child_rows = c.execute(
             sa.select(manifest_refs.c.manifest_id, manifests.c.id.label("child"))
             .join(manifests, manifests.c.digest == manifest_refs.c.digest)
@@ -354,6 +334,28 @@ class SqlPackageStore:
                 manifests.c.repository_id == package_id,
             )
         ).all()
+        wanted = set(ids) | {r.child for r in child_rows}
+        blob_sum = (
+            sa.select(manifest_refs.c.manifest_id, sa.func.sum(blob_links.c.size).label("total"))
+            .join(
+                blob_links,
+                sa.and_(
+                    blob_links.c.digest == manifest_refs.c.digest,
+                    blob_links.c.repository_id == package_id,
+                ),
+            )
+            .where(manifest_refs.c.kind == "blob", manifest_refs.c.manifest_id.in_(wanted))
+            .group_by(manifest_refs.c.manifest_id)
+            .subquery()
+        )
+        totals = {
+            r.id: int(r.size) + int(r.total or 0)
+            for r in c.execute(
+                sa.select(manifests.c.id, manifests.c.size, blob_sum.c.total)
+                .outerjoin(blob_sum, blob_sum.c.manifest_id == manifests.c.id)
+                .where(manifests.c.id.in_(wanted))
+            ).all()
+        }
         result = {i: totals.get(i, 0) for i in ids}
         for r in child_rows:
             result[r.manifest_id] += totals.get(r.child, 0)
@@ -438,15 +440,28 @@ class SqlPackageStore:
             rows = c.execute(
                 sa.select(package_access).where(package_access.c.repository_id == package_id)
             ).all()
-            logins = dict(c.execute(sa.select(accounts.c.id, accounts.c.login)).all())
-            team_rows = c.execute(sa.select(teams.c.id, teams.c.org_id, teams.c.slug)).all()
+            granted: dict[str, set[int]] = {}
+            for r in rows:
+                granted.setdefault(r.grantee_type, set()).add(r.grantee_id)
+            team_rows = c.execute(
+                sa.select(teams.c.id, teams.c.org_id, teams.c.slug).where(
+                    teams.c.id.in_(granted.get("team", set()))
+                )
+            ).all()
             repo_rows = c.execute(
                 sa.select(
                     source_repositories.c.id,
                     source_repositories.c.owner_id,
                     source_repositories.c.name,
-                )
+                ).where(source_repositories.c.id.in_(granted.get("source_repository", set())))
             ).all()
+            account_ids = granted.get("user", set()) | {t.org_id for t in team_rows}
+            account_ids |= {r.owner_id for r in repo_rows}
+            logins = dict(
+                c.execute(
+                    sa.select(accounts.c.id, accounts.c.login).where(accounts.c.id.in_(account_ids))
+                ).all()
+            )
         team_names = {t.id: f"{logins.get(t.org_id, '?')}/{t.slug}" for t in team_rows}
         repo_names = {r.id: f"{logins.get(r.owner_id, '?')}/{r.name}" for r in repo_rows}
         names = {"user": logins, "team": team_names, "source_repository": repo_names}

@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 from urllib.parse import urlsplit
 
 from cargobay.auth.policy import Role, Scope, Visibility
-from cargobay.auth.principal import Kind, Principal
+from cargobay.auth.principal import Principal
 from cargobay.errors import (
     CargobayError,
     Conflict,
@@ -488,15 +488,4 @@ class PackageService:
     # -- helpers for the API layer -------------------------------------------------------------
 
     def package_html_url(self, package: PackageRecord) -> str:
-        kind = "orgs" if package.owner_type == "Organization" else "users"
-        return (
-            f"{self.web_base}/{kind}/{package.owner_login}/packages/container/package/"
-            f"{package.package_name}"
-        )
-
-    def version_html_url(self, package: PackageRecord, version: VersionRecord) -> str:
-        return f"{self.package_html_url(package)}/{version.id}"
-
-    @staticmethod
-    def is_workflow(principal: Principal) -> bool:
-        return principal.kind is Kind.WORKFLOW
+        return f"{self.web_base}{package.html_path}"

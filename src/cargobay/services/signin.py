@@ -78,7 +78,7 @@ class SignIn:
         if user is None or user.suspended:
             return None
         principal = Principal(
-            kind=Kind.USER, user_id=user.id, login=user.login, site_admin=user.site_admin
+            kind=Kind.USER, user_id=user.id, login=user.login, site_admin=user.site_admin, web=True
         )
         return Session(principal, csrf)
 

@@ -20,7 +20,7 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cargobay.auth.principal import Principal
-from cargobay.errors import CargobayError, NotFound
+from cargobay.errors import CargobayError, NotFound, TooManyRequests
 from cargobay.services.packages import PackageService
 from cargobay.services.signin import Session, SignIn
 
@@ -122,12 +122,7 @@ class Web:
 
     async def viewer(self, request: Request) -> Principal:
         session = await self.session(request)
-        if session is None:
-            return Principal(web=True)
-        who = session.principal
-        return Principal(
-            kind=who.kind, user_id=who.user_id, login=who.login, site_admin=who.site_admin, web=True
-        )
+        return session.principal if session else Principal(web=True)
 
     def render(
         self, request: Request, template: str, context: dict[str, Any], status: int = 200
@@ -180,7 +175,7 @@ def page(handler: Callable[[Request, Web], Awaitable[Response]]) -> Handler:
         except NotFound as exc:
             return web.not_found(request, exc.message)
         except CargobayError as exc:
-            status = 429 if type(exc).__name__ == "TooManyRequests" else 400
+            status = 429 if isinstance(exc, TooManyRequests) else 400
             return web.render(
                 request, "error.html", {"title": "Not possible", "message": exc.message}, status
             )
@@ -222,10 +217,3 @@ def form_handler(
 
     wrapped.__name__ = handler.__name__
     return wrapped
-
-
-def session_principal(session: Session) -> Principal:
-    who = session.principal
-    return Principal(
-        kind=who.kind, user_id=who.user_id, login=who.login, site_admin=who.site_admin, web=True
-    )

@@ -13,7 +13,7 @@ from cargobay.errors import Conflict, NotFound
 from cargobay.metadata.base import PackageRecord
 from cargobay.services.administration import Administration
 from cargobay.services.signin import Session
-from cargobay.web.app import SESSION_COOKIE, Web, form_handler, page, session_principal
+from cargobay.web.app import SESSION_COOKIE, Web, form_handler, page
 
 SCOPES = [s.value for s in Scope]
 EXPIRIES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "": "No expiration"}
@@ -31,12 +31,9 @@ def _version_id(request: Request) -> int:
     return int(value)
 
 
-def _kind(package: PackageRecord) -> str:
-    return "orgs" if package.owner_type == "Organization" else "users"
-
-
 def _admin(web: Web) -> Administration:
-    return Administration(web.state["accounts"])
+    value: Administration = web.state["administration"]
+    return value
 
 
 async def settings_page(request: Request, web: Web, package: PackageRecord) -> Response:
@@ -74,7 +71,7 @@ async def _package(
     package = await web.packages.store.by_id(int(package_id)) if valid_id(package_id) else None
     if package is None or (package.deleted_at is not None) != deleted:
         raise NotFound("Package not found.")
-    if await web.packages.role(session_principal(session), package) < Role.ADMIN:
+    if await web.packages.role(session.principal, package) < Role.ADMIN:
         raise NotFound("Package not found.")
     return package
 
@@ -100,7 +97,7 @@ async def change_visibility(
     if form.get("confirm", "").strip() != package.package_name:
         raise Conflict("Type the package's name to confirm the change of visibility.")
     await web.packages.update(
-        session_principal(session),
+        session.principal,
         package.owner_login,
         package.owner_type,
         package.package_name,
@@ -115,7 +112,7 @@ async def change_inherit(
 ) -> Response:
     package = await _package(web, session, request)
     await web.packages.update(
-        session_principal(session),
+        session.principal,
         package.owner_login,
         package.owner_type,
         package.package_name,
@@ -132,7 +129,7 @@ async def grant(request: Request, web: Web, session: Session, form: dict[str, st
         raise Conflict("Choose a user, a team or a repository.")
     role = form.get("role") or None
     await web.packages.grant(
-        session_principal(session),
+        session.principal,
         package.owner_login,
         package.owner_type,
         package.package_name,
@@ -148,7 +145,7 @@ async def link(request: Request, web: Web, session: Session, form: dict[str, str
     package = await _package(web, session, request)
     repository = form.get("repository", "").strip() or None
     await web.packages.link(
-        session_principal(session),
+        session.principal,
         package.owner_login,
         package.owner_type,
         package.package_name,
@@ -165,9 +162,9 @@ async def delete_package(
     if form.get("confirm", "").strip() != package.package_name:
         raise Conflict("Type the package's name to confirm its deletion.")
     await web.packages.delete(
-        session_principal(session), package.owner_login, package.owner_type, package.package_name
+        session.principal, package.owner_login, package.owner_type, package.package_name
     )
-    return RedirectResponse(f"/{_kind(package)}/{package.owner_login}/packages", status_code=303)
+    return RedirectResponse(package.owner_path, status_code=303)
 
 
 @form_handler
@@ -176,7 +173,7 @@ async def restore_package(
 ) -> Response:
     package = await _package(web, session, request, deleted=True)
     await web.packages.restore(
-        session_principal(session), package.owner_login, package.owner_type, package.package_name
+        session.principal, package.owner_login, package.owner_type, package.package_name
     )
     return RedirectResponse(web.packages.package_html_url(package), status_code=303)
 
@@ -187,7 +184,7 @@ async def delete_version(
 ) -> Response:
     package = await _package(web, session, request)
     await web.packages.delete_version(
-        session_principal(session),
+        session.principal,
         package.owner_login,
         package.owner_type,
         package.package_name,
@@ -202,7 +199,7 @@ async def restore_version(
 ) -> Response:
     package = await _package(web, session, request)
     await web.packages.restore_version(
-        session_principal(session),
+        session.principal,
         package.owner_login,
         package.owner_type,
         package.package_name,
@@ -220,7 +217,7 @@ async def tokens_page(request: Request, web: Web) -> Response:
     session = await web.session(request)
     if session is None:
         return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
-    tokens = await _admin(web).tokens(session_principal(session))
+    tokens = await _admin(web).tokens(session.principal)
     return web.render(request, "tokens.html", {"tokens": tokens})
 
 
@@ -253,7 +250,7 @@ async def create_token(
         raise Conflict("Select at least one scope.")
     expires = form.get("expires", "")
     created = await _admin(web).create_token(
-        session_principal(session),
+        session.principal,
         scopes,
         form.get("note", "").strip()[:255] or None,
         expires if expires in EXPIRIES and expires else None,
@@ -270,7 +267,7 @@ async def revoke_token(
     token_id = request.path_params["token_id"]
     if not valid_id(token_id):
         raise NotFound("no such token")
-    await _admin(web).revoke_token(session_principal(session), int(token_id))
+    await _admin(web).revoke_token(session.principal, int(token_id))
     return RedirectResponse("/settings/tokens", status_code=303)
 
 
@@ -310,7 +307,7 @@ async def org_settings(
     raw = await request.form()
     chosen = [v for v in raw.getlist("visibilities") if v in ("public", "private", "internal")]
     await _admin(web).update_org(
-        session_principal(session),
+        session.principal,
         org,
         visibilities=[str(v) for v in chosen],
         inherit=form.get("inherit") == "on",

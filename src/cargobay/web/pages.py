@@ -9,11 +9,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from cargobay.auth.policy import Role
+from cargobay.auth.secrets import same_secret
 from cargobay.errors import CargobayError, NotFound, TooManyRequests
 from cargobay.metadata.base import PackageRecord, VersionRecord
 from cargobay.oci import mediatypes as mt
 from cargobay.services.packages import Page
-from cargobay.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Web, page
+from cargobay.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Web, page, web_of
 
 OWNER_TYPES = {"orgs": "Organization", "users": "User"}
 VERSION_FILTERS = ("all", "tagged", "untagged", "deleted")
@@ -47,9 +48,6 @@ async def login_form(request: Request, web: Web) -> Response:
 
 
 async def login(request: Request) -> Response:
-    from cargobay.auth.secrets import same_secret
-    from cargobay.web.app import web_of
-
     web = web_of(request)
     form = await request.form()
     fields = {k: v for k, v in form.items() if isinstance(v, str)}
@@ -111,11 +109,8 @@ async def packages_list(request: Request, web: Web) -> Response:
     if visibility not in (None, "public", "private", "internal"):
         visibility = None
     query = request.query_params.get("q", "")[:100]
-    number = (
-        max(1, int(request.query_params.get("page", "1") or 1))
-        if request.query_params.get("page", "1").isdigit()
-        else 1
-    )
+    raw_page = request.query_params.get("page", "1")
+    number = max(1, int(raw_page)) if raw_page.isdigit() else 1
     found, total = await web.packages.list_packages(
         viewer, owner, owner_type, visibility=visibility, page=Page(number, 30), query=query
     )

@@ -21,7 +21,8 @@ router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def administration(request: Request) -> Administration:
-    return Administration(state(request)["accounts"])
+    value: Administration = state(request)["administration"]
+    return value
 
 
 Admin = Annotated[Administration, Depends(administration)]

@@ -155,16 +155,11 @@ class Urls:
         return self.user(account.login, account.type, account.site_admin, account.id)
 
     def package_api(self, package: PackageRecord) -> str:
-        scope = "orgs" if package.owner_type == "Organization" else "users"
         name = quote(package.package_name, safe="")
-        return f"{self.api}/{scope}/{package.owner_login}/packages/container/{name}"
+        return f"{self.api}{package.owner_path}/container/{name}"
 
     def package_html(self, package: PackageRecord) -> str:
-        scope = "orgs" if package.owner_type == "Organization" else "users"
-        return (
-            f"{self.base}/{scope}/{package.owner_login}/packages/container/package/"
-            f"{package.package_name}"
-        )
+        return f"{self.base}{package.html_path}"
 
     def package(self, package: PackageRecord) -> Package:
         repository = None
