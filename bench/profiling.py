@@ -13,7 +13,7 @@ from pathlib import Path
 # frames of the server's startup and process management, present in every stack
 _BOOT = (
     "<frozen runpy>", "typer/", "click/", "multiprocessing/", "granian/server/",
-    "cargobay/cli.py", "cargobay/__main__.py",
+    "cargobay/cli/", "cargobay/__main__.py",
 )  # fmt: skip
 
 
