@@ -11,9 +11,10 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
 
+from cargobay.api.forwarded import ForwardedHeaders
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
+from cargobay.api.hosts import HostRouter
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
 from cargobay.api.rest.app import create_rest_app
@@ -32,7 +33,7 @@ from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
 from cargobay.services.uploads import UploadService
-from cargobay.settings import Settings, load_settings
+from cargobay.settings import Settings, load_settings, proxy_networks
 from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemBlobStore
 from cargobay.storage.memory import MemoryBlobStore
@@ -131,7 +132,7 @@ def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
         metadata.tokens,
         metadata.packages,
         RegistryTokens(key, service=settings.token_service, ttl=settings.token_ttl),
-        realm=f"{settings.public_base_url}/token",
+        realm=f"{settings.registry_url}/token",
         limiter=FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
     )
 
@@ -197,7 +198,15 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     site.state.health = HealthService(metadata.ping, store)
     site.mount("/api/v3", create_rest_app(state))
     site.mount("/", create_web_app(state))
-    return CargobayApp(OciApp(ROUTES, state), site)
+    return CargobayApp(
+        OciApp(ROUTES, state),
+        site,
+        ForwardedHeaders(proxy_networks(settings.trusted_proxies)),
+        site_host=settings.site_host,
+        registry_host=settings.registry_host_name,
+        registry_url=settings.registry_url,
+        site_url=settings.public_base_url,
+    )
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -207,18 +216,5 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Not Found", 404)
 
 
-class CargobayApp:
-    """The whole ASGI application: ``/v2`` on the registry's own dispatcher, the rest (and the
-    lifespan) on Starlette."""
-
-    def __init__(self, oci: OciApp, site: Starlette) -> None:
-        self.oci = oci
-        self.site = site
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and (
-            scope["path"].startswith("/v2") or scope["path"] == "/token"
-        ):
-            await self.oci(scope, receive, send)
-        else:
-            await self.site(scope, receive, send)
+#: The whole ASGI application: requests routed by host (see :mod:`cargobay.api.hosts`).
+CargobayApp = HostRouter

@@ -5,18 +5,24 @@ Backends are chosen here by name; only :mod:`cargobay.app` builds them.
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import re
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
     SettingsConfigDict,
     TomlConfigSettingsSource,
 )
+
+#: A DNS name: dot-separated labels of letters, digits and inner hyphens.
+_LABEL = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_LABEL}(?:\.{_LABEL})*")
 
 GIB = 1024**3
 MIB = 1024**2
@@ -66,9 +72,25 @@ class Settings(BaseSettings):
     #: Largest page of tags or repositories a client may ask for.
     max_page_size: int = Field(default=10_000, ge=1)
 
-    #: Public base URL of the registry (``http://host:port`` when empty).
+    #: Public base URL of the site (``http(s)://hostname`` or ``http(s)://host:port`` when
+    #: empty). Behind a reverse proxy that terminates TLS, its ``https://`` address.
     base_url: str = ""
-    #: The ``service`` registry tokens are issued for (default: the base URL's host[:port]).
+    #: The site's host name (``registry.example.com``). Setting it turns on subdomain isolation:
+    #: the site (pages, ``/api/v3``) answers on this name only, the registry (``/v2``,
+    #: ``/token``) on ``registry_hostname`` only, any other ``Host`` gets 421. Empty: one origin.
+    hostname: str = ""
+    #: The registry's host name (default ``containers.<hostname>``); same scheme and port as the
+    #: site.
+    registry_hostname: str = ""
+    #: Addresses or networks (CIDR) of reverse proxies whose ``X-Forwarded-For``,
+    #: ``X-Forwarded-Proto`` and ``X-Forwarded-Host`` are believed; from anyone else they are
+    #: ignored. A comma-separated list in the environment.
+    trusted_proxies: str = ""
+    #: Serve HTTPS with this certificate chain and key (PEM files, e.g. from ``cargobay tls
+    #: init``). Workers read them when they start: after replacing the files, send SIGHUP.
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    #: The ``service`` registry tokens are issued for (default: the registry's host[:port]).
     service: str = ""
     #: Lifetime of registry tokens handed out by ``/token``, seconds.
     token_ttl: int = Field(default=300, ge=10, le=86400)
@@ -114,17 +136,88 @@ class Settings(BaseSettings):
             return self.database_url
         return f"sqlite:///{(self.data_dir / 'cargobay.db').resolve()}"
 
+    @field_validator("hostname", "registry_hostname")
+    @classmethod
+    def _host_name(cls, value: str) -> str:
+        value = value.strip().lower().rstrip(".")
+        if value and not _HOST_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not a host name (no scheme, port or path)")
+        return value
+
+    @field_validator("trusted_proxies")
+    @classmethod
+    def _networks(cls, value: str) -> str:
+        for entry in proxy_networks(value):
+            ipaddress.ip_network(entry, strict=False)  # ValueError names the bad entry
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ValueError("tls_cert and tls_key go together")
+        return self
+
+    @property
+    def isolated(self) -> bool:
+        """Site and registry on two host names (``hostname`` is set)."""
+        return bool(self.hostname)
+
+    @property
+    def scheme(self) -> str:
+        if self.base_url:
+            return urlsplit(self.base_url).scheme or "http"
+        return "https" if self.tls_cert else "http"
+
     @property
     def public_base_url(self) -> str:
-        return self.base_url.rstrip("/") or f"http://{self.host}:{self.port}"
+        """The site's public URL (pages, ``/api/v3``), without a trailing slash."""
+        if self.base_url:
+            return self.base_url.rstrip("/")
+        if self.hostname:
+            default = 443 if self.scheme == "https" else 80
+            port = "" if self.port == default else f":{self.port}"
+            return f"{self.scheme}://{self.hostname}{port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
+
+    @property
+    def site_host(self) -> str:
+        """The site's host name, without a port."""
+        return self.hostname or (urlsplit(self.public_base_url).hostname or "")
+
+    @property
+    def registry_host_name(self) -> str:
+        """The registry's host name, without a port."""
+        if not self.hostname:
+            return self.site_host
+        return self.registry_hostname or f"containers.{self.hostname}"
+
+    @property
+    def registry_url(self) -> str:
+        """The registry's public URL (``/v2``, ``/token``): the site's scheme and port on the
+        registry host name (the site's own URL without isolation)."""
+        if not self.hostname:
+            return self.public_base_url
+        site = urlsplit(self.public_base_url)
+        port = f":{site.port}" if site.port else ""
+        return f"{site.scheme}://{self.registry_host_name}{port}"
+
+    @property
+    def registry_address(self) -> str:
+        """What ``docker login``/``docker pull`` name: the registry's host[:port]."""
+        return urlsplit(self.registry_url).netloc
 
     @property
     def token_service(self) -> str:
-        return self.service or urlsplit(self.public_base_url).netloc
+        return self.service or self.registry_address
 
     @property
     def resolved_token_key_file(self) -> Path:
         return self.token_key_file or self.data_dir / "registry-token.key"
+
+
+def proxy_networks(value: str) -> list[str]:
+    """The entries of a ``trusted_proxies`` list (commas or blanks between them)."""
+    return [entry for entry in re.split(r"[\s,]+", value) if entry]
 
 
 def load_settings(**overrides: Any) -> Settings:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cargobay.cli import orgs, packages, repos, serving, teams, tokens, users
+from cargobay.cli import orgs, packages, repos, serving, teams, tls, tokens, users
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
@@ -25,6 +25,7 @@ for _name, _group in (
     ("repo", repos.repo_cli),
     ("token", tokens.token_cli),
     ("package", packages.package_cli),
+    ("tls", tls.tls_cli),
 ):
     cli.add_typer(_group, name=_name)
 

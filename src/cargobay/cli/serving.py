@@ -6,11 +6,13 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 
 from cargobay.cli.common import DataDir, settings_for
+from cargobay.settings import Settings
 
 
 def migrate(
@@ -64,13 +66,35 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     data_dir: DataDir = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    hostname: Annotated[
+        str | None,
+        typer.Option(
+            help="The site's host name; the registry answers on containers.HOSTNAME"
+            " (subdomain isolation)."
+        ),
+    ] = None,
+    tls_cert: Annotated[
+        Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).")
+    ] = None,
+    tls_key: Annotated[
+        Path | None, typer.Option(help="The certificate's private key (PEM).")
+    ] = None,
 ) -> None:
-    """Serve the registry (HTTP, granian). Stops cleanly on Ctrl-C or SIGTERM."""
+    """Serve the registry (HTTP or HTTPS, granian). Stops cleanly on Ctrl-C or SIGTERM; SIGHUP
+    restarts the workers, which read the TLS certificate and key again."""
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
-    settings = settings_for(host=host, port=port, data_dir=data_dir, workers=workers)
+    settings = settings_for(
+        host=host,
+        port=port,
+        data_dir=data_dir,
+        workers=workers,
+        hostname=hostname,
+        tls_cert=tls_cert.resolve() if tls_cert else None,
+        tls_key=tls_key.resolve() if tls_key else None,
+    )
     _check_bindable(settings.host, settings.port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CARGOBAY_DATA_DIR"] = str(settings.data_dir.resolve())
@@ -88,6 +112,7 @@ def serve(
         f"cargobay serving {settings.public_base_url} "
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
     )
+    typer.echo(_isolation_line(settings))
     Granian(
         "cargobay.server:worker_app",
         factory=True,
@@ -99,7 +124,21 @@ def serve(
         log_access=False,
         backlog=2048,
         backpressure=settings.backpressure or None,
+        ssl_cert=settings.tls_cert,
+        ssl_key=settings.tls_key,
     ).serve()
+
+
+def _isolation_line(settings: Settings) -> str:
+    if settings.isolated:
+        return (
+            f"subdomain isolation on: the site at {settings.public_base_url}, the registry at "
+            f"{settings.registry_url} (docker login {settings.registry_address})"
+        )
+    return (
+        "subdomain isolation OFF: pages and registry share one origin, so pushed bytes are "
+        "served where session cookies live; set --hostname (CARGOBAY_HOSTNAME) to separate them"
+    )
 
 
 def _check_bindable(host: str, port: int) -> None:

@@ -109,7 +109,8 @@ class Web:
         self.signin: SignIn = state["signin"]
         self.templates = make_templates()
         self.base_url: str = settings.public_base_url
-        self.registry_host = urlsplit(self.base_url).netloc
+        self.registry_host: str = settings.registry_address
+        self.isolated: bool = settings.isolated
         self.secure_cookies = self.base_url.startswith("https://")
 
     async def session(self, request: Request) -> Session | None:
@@ -133,6 +134,7 @@ class Web:
             viewer=session.principal if session else None,
             csrf=session.csrf if session else "",
             registry_host=self.registry_host,
+            isolated=self.isolated,
             **context,
         )
         return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})

@@ -75,6 +75,9 @@ class BlobResponse:
             (b"etag", b'"' + digest + b'"'),
             (b"accept-ranges", b"bytes"),
             (b"x-content-type-options", b"nosniff"),
+            # Bytes anyone may have pushed: never rendered or run by a browser.
+            (b"content-security-policy", b"sandbox"),
+            (b"content-disposition", b"attachment"),
             (b"cache-control", b"max-age=31536000"),
         ]
         if self.range:
