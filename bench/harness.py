@@ -1,6 +1,6 @@
 """cargobay vs the reference registry, side by side. Entry point: bench/run.
 
-    bench/run [--quick] [--workers-too] [--reps N] [--only GROUPS] [--output FILE]
+    bench/run [--quick] [--workers-too] [--tls] [--reps N] [--only GROUPS] [--output FILE]
               [--json FILE] [--profile] [--data-root DIR]
 
 Servers run pinned to CPU 0, the load generators (wrk, ab, this process) to CPU 1.
@@ -31,6 +31,7 @@ import limits
 import loadgen
 import profiling
 import report
+import tls as bench_tls
 import workloads as wl
 from httpc import MiB, _base
 from procs import CLK_TCK, tree_pids, tree_pss_bytes, tree_rss_bytes
@@ -52,6 +53,7 @@ GROUPS = [
     "push",
     "rss_small",
     "rss_big",
+    "tls",
 ]
 WORKER_GROUPS = GROUPS[1:8]
 
@@ -147,6 +149,7 @@ class Bench:
         self.load_cpus = "1"
         self.profile: list[str] = []
         self.workers_ran = False
+        self.tls_ran = False
         self.background = ""
 
     # -- servers ------------------------------------------------------------------
@@ -299,7 +302,7 @@ class Bench:
 
     def run_main(self) -> None:
         cfg = self.cfg
-        if not self.only - {"limits"}:
+        if not self.only - {"limits", "tls"}:
             return
         servers = [
             self.make_server("cargobay", "cargobay", "0", self.args.workers),
@@ -412,6 +415,18 @@ class Bench:
             "",
             table,
         ]
+        if self.tls_ran:
+            tt, tv = bench_tls.table(self.res)
+            verdicts += tv
+            out += [
+                "",
+                "## HTTPS vs HTTP (blob GET)",
+                "",
+                "The same cargobay over TLS (`serve --tls-cert`, a certificate from `cargobay tls"
+                " init`) and over plain HTTP, both pinned to CPU 0, alternating.",
+                "",
+                tt,
+            ]
         if self.workers_ran:
             wt, wv = report.workers_table(self.res, "cargobay-w1", "cargobay-w2")
             verdicts += wv
@@ -490,6 +505,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--workers-too", action="store_true", help="also cargobay --workers 2 vs 1 on workloads 1-5"
     )
+    p.add_argument(
+        "--tls", action="store_true", help="also blob GET over HTTPS vs plain HTTP (cargobay)"
+    )
     p.add_argument("--reps", type=int, help="repetitions per workload (override)")
     p.add_argument("--only", help=f"comma-separated groups: {','.join(GROUPS)}")
     p.add_argument("--workers", type=int, help="pass --workers N to the main cargobay server")
@@ -537,6 +555,9 @@ def main(argv: list[str]) -> int:
         bench.run_main()
         if args.workers_too:
             bench.run_workers()
+        if "tls" in bench.only and (args.tls or args.only):
+            bench.tls_ran = True
+            bench_tls.run_tls(bench)
     except KeyboardInterrupt:
         log("interrupted: stopping the servers and removing the temp dir")
         interrupted = True

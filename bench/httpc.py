@@ -12,6 +12,7 @@ import hashlib
 import json
 import os
 import socket
+import ssl
 import struct
 import time
 import urllib.parse
@@ -44,10 +45,13 @@ class Response:
 class Conn:
     """One keep-alive connection. Not thread-safe: one per thread."""
 
-    def __init__(self, host: str, port: int, timeout: float = 300.0) -> None:
+    def __init__(
+        self, host: str, port: int, timeout: float = 300.0, tls: ssl.SSLContext | None = None
+    ) -> None:
         self.host = host
         self.port = port
         self.timeout = timeout
+        self.tls = tls
         self.sock: socket.socket | None = None
         self._rbuf = bytearray()
         self._scratch = bytearray(RECV_BUF)
@@ -58,6 +62,8 @@ class Conn:
         if self.sock is None:
             s = socket.create_connection((self.host, self.port), timeout=self.timeout)
             s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            if self.tls is not None:
+                s = self.tls.wrap_socket(s, server_hostname=self.host)
             self.sock = s
             self._rbuf.clear()
         return self.sock
@@ -392,9 +398,10 @@ class Auth:
     token: str | None = None
     expires_at: float = 0.0
     basic: str | None = None
+    tls: ssl.SSLContext | None = None
 
     def discover(self) -> Auth:
-        with Conn(self.host, self.port, timeout=30) as c:
+        with Conn(self.host, self.port, timeout=30, tls=self.tls) as c:
             r = c.request("GET", "/v2/")
         if r.status == 200:
             return self
@@ -432,7 +439,7 @@ class Auth:
 
     def fetch(self) -> None:
         host, port, path = self.realm_target()
-        with Conn(host, port, timeout=30) as c:
+        with Conn(host, port, timeout=30, tls=self.tls) as c:
             r = c.request("GET", path, {"Authorization": self.basic} if self.basic else {})
         expect(r, 200, what="token request")
         doc = json.loads(r.body)

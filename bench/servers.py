@@ -6,6 +6,7 @@ import contextlib
 import os
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import time
@@ -62,6 +63,18 @@ class Server:
     proc: subprocess.Popen[bytes] | None = None
     auth: Auth | None = None
     known_pids: set[int] = field(default_factory=set)
+    #: cargobay only: serve HTTPS with a certificate from ``cargobay tls init`` made here.
+    tls_dir: Path | None = None
+
+    @property
+    def tls(self) -> ssl.SSLContext | None:
+        """The client side of HTTPS: trusts the server's CA. The certificate names host names
+        and the bench connects to 127.0.0.1, so only the chain is checked, not the name."""
+        if self.tls_dir is None:
+            return None
+        context = ssl.create_default_context(cafile=self.tls_dir / "ca.crt")
+        context.check_hostname = False
+        return context
 
     @property
     def pid(self) -> int:
@@ -69,10 +82,11 @@ class Server:
         return self.proc.pid
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        scheme = "https" if self.tls_dir else "http"
+        return f"{scheme}://127.0.0.1:{self.port}{path}"
 
     def conn(self, timeout: float = 300.0) -> Conn:
-        c = Conn("127.0.0.1", self.port, timeout)
+        c = Conn("127.0.0.1", self.port, timeout, tls=self.tls)
         c.extra_headers = self.auth.headers() if self.auth else {}
         return c
 
@@ -99,6 +113,9 @@ class Server:
         cmd += ["--port", str(self.port), "--data-dir", str(self.data_dir)]
         if self.workers is not None:
             cmd += ["--workers", str(self.workers)]
+        if self.tls_dir is not None:
+            cmd += ["--tls-cert", str(self.tls_dir / "server.crt")]
+            cmd += ["--tls-key", str(self.tls_dir / "server.key")]
         return cmd
 
     def provision(self) -> None:
@@ -136,6 +153,13 @@ class Server:
     def start(self, timeout: float = 40.0) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
         self.provision()
+        if self.tls_dir is not None and not (self.tls_dir / "server.crt").exists():
+            init = [str(VENV_PYTHON), "-m", "cargobay", "tls", "init", "--hostname", "bench.test"]
+            subprocess.run(
+                [*init, "--dir", str(self.tls_dir)],
+                check=True,
+                capture_output=True,
+            )
         self.port = free_port()
         cmd = ["taskset", "-c", self.cpus, *self.command()]
         with self.log_path.open("ab") as log:
@@ -156,7 +180,7 @@ class Server:
                     f"{self.log_tail()}"
                 )
             try:
-                with Conn("127.0.0.1", self.port, timeout=5) as c:
+                with Conn("127.0.0.1", self.port, timeout=5, tls=self.tls) as c:
                     r = c.request("GET", "/v2/")
                 if r.status in (200, 401):
                     break
@@ -169,7 +193,7 @@ class Server:
             raise StartError(f"{self.label} not ready after {timeout:.0f}s ({last})")
         self.known_pids = set(tree_pids(self.pid))
         try:
-            self.auth = Auth("127.0.0.1", self.port, BENCH_REPOS).discover()
+            self.auth = Auth("127.0.0.1", self.port, BENCH_REPOS, tls=self.tls).discover()
         except Exception as e:
             self.stop()
             raise StartError(f"{self.label}: bearer token discovery failed: {e}") from e
