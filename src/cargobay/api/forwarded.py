@@ -46,7 +46,7 @@ class ForwardedHeaders:
         return parsed is not None and any(parsed in network for network in self.networks)
 
     def apply(self, scope: Scope) -> None:
-        """Rewrite ``scope`` (an HTTP or websocket scope) in place; see the module docstring."""
+        """Rewrite an HTTP ``scope`` in place; see the module docstring."""
         headers: list[tuple[bytes, bytes]] = scope["headers"]
         forwarded: dict[bytes, str] = {
             name: value.decode("latin-1") for name, value in headers if name in _FORWARDED
@@ -61,11 +61,7 @@ class ForwardedHeaders:
             scope["client"] = (self.client_of(chain, client[0]), 0)
         proto = _last(forwarded.get(b"x-forwarded-proto")).lower()
         if proto in ("http", "https"):
-            secure = proto == "https"
-            if scope["type"] == "websocket":
-                scope["scheme"] = "wss" if secure else "ws"
-            else:
-                scope["scheme"] = "https" if secure else "http"
+            scope["scheme"] = proto
         if host := _last(forwarded.get(b"x-forwarded-host")):
             scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"host"]
             scope["headers"].append((b"host", host.encode("latin-1")))

@@ -64,13 +64,16 @@ class HostRouter:
         return bool(self.registry_host) and self.registry_host != self.site_host
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] not in ("http", "websocket"):
+        if scope["type"] == "websocket":  # nothing here speaks WebSocket: refuse the upgrade
+            await send({"type": "websocket.close", "code": 1008})
+            return
+        if scope["type"] != "http":
             await self.site(scope, receive, send)  # lifespan
             return
         self.forwarded.apply(scope)
         path: str = scope["path"]
         if not self.isolated:
-            if scope["type"] == "http" and is_registry_path(path):
+            if is_registry_path(path):
                 await self.registry(scope, receive, send)
             else:
                 await self._site(scope, receive, send)
@@ -79,7 +82,7 @@ class HostRouter:
         if path in _PROBES:
             await self.site(scope, receive, send)
         elif host == self.registry_host:
-            if scope["type"] == "http" and is_registry_path(path):
+            if is_registry_path(path):
                 # Cookies belong to the site: a registry call is authenticated by its
                 # Authorization header only, whatever a client sends along.
                 scope["headers"] = [(n, v) for n, v in scope["headers"] if n != b"cookie"]
@@ -105,7 +108,7 @@ class HostRouter:
             )
 
     async def _site(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope.get("scheme") not in ("https", "wss"):
+        if scope.get("scheme") != "https":
             await self.site(scope, receive, send)
             return
 
