@@ -9,16 +9,24 @@ flag.
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
 import shutil
+import signal
 import ssl
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urljoin, urlsplit
 
 import httpx
 import pytest
 from clients import Clients, make_clients
+from cryptography import x509
 from images import (
     PulledDir,
     build_image,
@@ -82,6 +90,22 @@ def http(deployment: Deployment) -> Iterator[httpx.Client]:
 
 def _ref(deployment: Deployment, name: str) -> str:
     return f"docker://{deployment.registry_address}/{name}"
+
+
+def test_single_origin_default_says_isolation_is_off(registry: Any) -> None:
+    """No host name: one origin as before, and both the start-up line and the pages say
+    isolation is off; forwarded headers from a client are ignored there too."""
+    if registry.log_path is None or not registry.has_accounts:
+        pytest.skip("cargobay only")
+    assert "subdomain isolation OFF" in registry.log()
+    home = httpx.get(f"{registry.url}/", headers={"X-Forwarded-Proto": "https"})
+    assert home.status_code == 200
+    assert 'id="isolation-off"' in home.text
+    assert "strict-transport-security" not in home.headers
+    challenge = httpx.get(
+        f"{registry.url}/v2/", headers={"X-Forwarded-Host": "evil.example"}
+    ).headers["www-authenticate"]
+    assert f'realm="{registry.url}/token"' in challenge
 
 
 def test_startup_says_where_each_host_is(deployment: Deployment) -> None:
@@ -326,3 +350,35 @@ def test_spoofed_forwarded_headers_change_nothing(deployment: Deployment) -> Non
     with deployment.http(timeout=30) as other:
         r = other.get(f"{deployment.registry_url}/token", auth=("nobody-else", "cbp_wrong"))
         assert r.status_code == 401
+
+
+def test_sighup_serves_a_renewed_certificate(deployment: Deployment, tmp_path: Path) -> None:
+    """Last: the deployment's certificate is replaced (later tests would not trust it)."""
+    if deployment.mode != "direct":
+        pytest.skip("behind nginx the proxy holds the certificate")
+
+    def served() -> x509.Certificate:
+        pem = ssl.get_server_certificate(("127.0.0.1", deployment.port))
+        return x509.load_pem_x509_certificate(pem.encode())
+
+    before = served().serial_number
+    renewed = tmp_path / "renewed"
+    init = [sys.executable, "-m", "cargobay", "tls", "init", "--hostname", deployment.site_host]
+    subprocess.run(
+        [*init, "--dir", str(renewed)],
+        check=True,
+        capture_output=True,
+    )
+    for name in ("server.crt", "server.key"):
+        shutil.copy(renewed / name, deployment.tls_dir / name)
+    new = x509.load_pem_x509_certificate((renewed / "server.crt").read_bytes()).serial_number
+    os.kill(deployment.processes[-1].pid, signal.SIGHUP)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        with contextlib.suppress(OSError):
+            if served().serial_number == new:
+                break
+        time.sleep(0.5)
+    assert before != new
+    assert served().serial_number == new
+    assert deployment.processes[-1].poll() is None
