@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
+from pydantic import ValidationError
 
 from cargobay.settings import Settings, load_settings
 
@@ -29,7 +30,13 @@ Role = Annotated[str, typer.Argument(help="read, write or admin")]
 def settings_for(**overrides: object) -> Settings:
     """The effective settings, with command-line ``overrides`` on top; worker processes read
     them from the environment, so overrides are exported there too."""
-    settings = load_settings(**overrides)
+    try:
+        settings = load_settings(**overrides)
+    except ValidationError as exc:
+        for error in exc.errors():
+            where = ".".join(str(part) for part in error["loc"]) or "settings"
+            typer.echo(f"cargobay: {where}: {error['msg']}", err=True)
+        raise typer.Exit(2) from None
     for name, value in overrides.items():
         if value is not None:
             os.environ[f"CARGOBAY_{name.upper()}"] = str(value)

@@ -96,6 +96,10 @@ def serve(
         tls_key=tls_key.resolve() if tls_key else None,
     )
     _check_bindable(settings.host, settings.port)
+    for path in (settings.tls_cert, settings.tls_key):
+        if path is not None and not path.is_file():
+            typer.echo(f"cargobay: cannot read {path} (TLS certificate or key)", err=True)
+            raise typer.Exit(1)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CARGOBAY_DATA_DIR"] = str(settings.data_dir.resolve())
     if settings.resolved_database_url.startswith("sqlite"):
