@@ -251,6 +251,12 @@ def test_site_host_refuses_registry_paths_without_redirects(
         f"{deployment.registry_url}/v2/e2e/refused/blobs/{config}", auth=deployment.auth
     )
     assert blob.status_code == 200 and sha256_digest(blob.content) == config
+    # REST links point at pages, on the site host.
+    package = http.get(
+        f"{deployment.site_url}/api/v3/orgs/e2e/packages/container/refused", auth=deployment.auth
+    )
+    assert package.status_code == 200, package.text
+    assert package.json()["html_url"].startswith(f"{deployment.site_url}/")
 
 
 def test_registry_host_refuses_pages_and_the_rest_api(
