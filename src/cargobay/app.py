@@ -146,7 +146,10 @@ def build_trusted_publishing(
         issuers = parse_issuers(settings.oidc_issuers)
     except ValueError as exc:
         raise SystemExit(f"cargobay: CARGOBAY_OIDC_ISSUERS: {exc}") from None
-    verifier = IdTokenVerifier(IssuerKeys(issuers))
+    keys = IssuerKeys(
+        issuers, ttl=settings.oidc_keys_ttl, refresh_every=settings.oidc_keys_refresh
+    )
+    verifier = IdTokenVerifier(keys)
     return TrustedPublishing(
         metadata.trust, accounts, admin, verifier, default_audience=settings.public_base_url
     )

@@ -78,6 +78,11 @@ class Settings(BaseSettings):
     #: (comma-separated issuer URLs, e.g. ``https://token.actions.githubusercontent.com``). Only
     #: these are ever contacted; ``http://`` only for loopback or private addresses.
     oidc_issuers: str = ""
+    #: Seconds an issuer's fetched signing keys are used before they are fetched again.
+    oidc_keys_ttl: float = Field(default=600.0, ge=10, le=86400)
+    #: Least seconds between two fetches of one issuer's keys (a token with a key id the cache
+    #: doesn't know causes at most one refetch per interval).
+    oidc_keys_refresh: float = Field(default=60.0, ge=1, le=3600)
     #: The registry-token signing key (created on first start; replicas must share it).
     token_key_file: Path | None = None
     #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.

@@ -1,0 +1,56 @@
+"""Plumbing for the trusted-publishing tests: the world the ``trust`` fixture builds and a
+client for the token exchange. (A unique module name: ``tests/`` is not a package.)"""
+
+from __future__ import annotations
+
+import sqlite3
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+from oidc_issuer import Issuer
+
+ORG = "octo"
+#: ``oidc_keys_refresh`` of the server: least seconds between two fetches of an issuer's keys.
+REFRESH = 3.0
+GRANT_TYPE = "urn:ietf:params:oauth:grant-type:token-exchange"
+ID_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:id_token"
+ACCESS_TOKEN_TYPE = "urn:ietf:params:oauth:token-type:access_token"
+
+#: repository -> (private, [(issuer name, claim conditions...)])
+REPOSITORIES: dict[str, tuple[bool, list[tuple[str, list[str]]]]] = {
+    "octo/app": (False, [("listed", ["repository=octo/app", "ref=refs/heads/main"])]),
+    "octo/secret": (True, [("listed", ["repository=octo/secret"])]),
+    "octo/lib": (False, [("other", ["repository=octo/lib", "ref=refs/tags/v*"])]),
+    "octo/gl": (False, [("listed", ["project_path=octo/gl", "ref_protected=true"])]),
+    "octo/nopolicy": (False, []),
+}
+
+
+@dataclass
+class Trust:
+    server: Any
+    listed: Issuer
+    other: Issuer
+    unlisted: Issuer
+
+    @property
+    def audience(self) -> str:
+        return str(self.server.url)
+
+    def exchange(
+        self, subject_token: str | None, *, scope: str | None = None, **more: str
+    ) -> httpx.Response:
+        form = {"grant_type": GRANT_TYPE, "subject_token_type": ID_TOKEN_TYPE, **more}
+        if subject_token is not None:
+            form["subject_token"] = subject_token
+        if scope is not None:
+            form["scope"] = scope
+        return httpx.post(f"{self.server.url}/token", data=form, timeout=30)
+
+    def counts(self) -> tuple[int, int]:
+        """(tokens, exchanged ID tokens) in the registry's database, behind its back."""
+        with sqlite3.connect(self.server.data_dir / "cargobay.db") as db:
+            tokens = db.execute("SELECT count(*) FROM tokens").fetchone()[0]
+            seen = db.execute("SELECT count(*) FROM seen_id_tokens").fetchone()[0]
+        return int(tokens), int(seen)
