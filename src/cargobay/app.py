@@ -146,9 +146,7 @@ def build_trusted_publishing(
         issuers = parse_issuers(settings.oidc_issuers)
     except ValueError as exc:
         raise SystemExit(f"cargobay: CARGOBAY_OIDC_ISSUERS: {exc}") from None
-    keys = IssuerKeys(
-        issuers, ttl=settings.oidc_keys_ttl, refresh_every=settings.oidc_keys_refresh
-    )
+    keys = IssuerKeys(issuers, ttl=settings.oidc_keys_ttl, refresh_every=settings.oidc_keys_refresh)
     verifier = IdTokenVerifier(keys)
     return TrustedPublishing(
         metadata.trust, accounts, admin, verifier, default_audience=settings.public_base_url

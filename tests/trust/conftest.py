@@ -37,8 +37,9 @@ def trust(server_factory: Any, pytestconfig: pytest.Config) -> Iterator[Trust]:
                 commands.append(
                     ["repo", "trust", "add", repository, "--issuer", issuers[issuer].url, *claims]
                 )
-        _shared_conftest(pytestconfig).operator_cli(server.data_dir, server.env, commands)
-        yield Trust(server, issuers["listed"], issuers["other"], issuers["unlisted"])
+        operator_cli = _shared_conftest(pytestconfig).operator_cli
+        operator_cli(server.data_dir, server.env, commands)
+        yield Trust(server, issuers["listed"], issuers["other"], issuers["unlisted"], operator_cli)
     finally:
         for issuer in issuers.values():
             issuer.stop()

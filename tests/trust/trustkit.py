@@ -3,7 +3,11 @@ client for the token exchange. (A unique module name: ``tests/`` is not a packag
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,6 +28,7 @@ REPOSITORIES: dict[str, tuple[bool, list[tuple[str, list[str]]]]] = {
     "octo/lib": (False, [("other", ["repository=octo/lib", "ref=refs/tags/v*"])]),
     "octo/gl": (False, [("listed", ["project_path=octo/gl", "ref_protected=true"])]),
     "octo/nopolicy": (False, []),
+    "octo/managed": (False, []),  # the policy-management tests add and remove its policies
 }
 
 
@@ -33,6 +38,8 @@ class Trust:
     listed: Issuer
     other: Issuer
     unlisted: Issuer
+    #: ``operator_cli`` of ``tests/conftest.py``
+    operator_cli: Callable[..., list[str]]
 
     @property
     def audience(self) -> str:
@@ -47,6 +54,23 @@ class Trust:
         if scope is not None:
             form["scope"] = scope
         return httpx.post(f"{self.server.url}/token", data=form, timeout=30)
+
+    def cli(self, *commands: list[str]) -> list[str]:
+        """Operator commands in one process; each one's stdout (each must succeed)."""
+        outputs: list[str] = self.operator_cli(
+            self.server.data_dir, self.server.env, list(commands)
+        )
+        return outputs
+
+    def cli_run(self, *args: str) -> subprocess.CompletedProcess[str]:
+        """One operator command (``python -m cargobay ARGS --data-dir D``), success or not."""
+        return subprocess.run(
+            [sys.executable, "-m", "cargobay", *args, "--data-dir", str(self.server.data_dir)],
+            env={**os.environ, **self.server.env},
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
 
     def counts(self) -> tuple[int, int]:
         """(tokens, exchanged ID tokens) in the registry's database, behind its back."""

@@ -37,9 +37,7 @@ def _build(metadata: SqlMetadata, settings: Settings) -> TrustedPublishing:
     return build_trusted_publishing(settings, metadata, accounts, Administration(accounts))
 
 
-def _run(
-    data_dir: Path | None, action: Callable[[TrustedPublishing], Coroutine[Any, Any, T]]
-) -> T:
+def _run(data_dir: Path | None, action: Callable[[TrustedPublishing], Coroutine[Any, Any, T]]) -> T:
     return operate_with(data_dir, _build, action)
 
 
@@ -62,9 +60,7 @@ def trust_add(
     tokens of the repository."""
     from cargobay.services.trust_policies import parse_conditions
 
-    policy = _run(
-        data_dir, lambda s: s.add(repository, issuer, audience, parse_conditions(claim))
-    )
+    policy = _run(data_dir, lambda s: s.add(repository, issuer, audience, parse_conditions(claim)))
     typer.echo(f"added trust policy {policy.id} to {policy.repository}")
 
 
