@@ -18,6 +18,7 @@ import uuid
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
+from urllib.parse import parse_qs, urlsplit
 
 import jwt
 from cryptography.hazmat.primitives import serialization
@@ -25,6 +26,8 @@ from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
 DISCOVERY = "/.well-known/openid-configuration"
 JWKS = "/.well-known/jwks"
+#: GitHub/Forgejo Actions' ID-token request endpoint (``ACTIONS_ID_TOKEN_REQUEST_URL``).
+ACTIONS = "/actions/idtoken"
 
 
 @dataclass
@@ -68,6 +71,10 @@ class Issuer:
     keys: list[SigningKey] = field(default_factory=lambda: [new_key("RS256"), new_key("ES256")])
     requests: list[str] = field(default_factory=list)
     server: ThreadingHTTPServer | None = None
+    #: What ``ACTIONS_ID_TOKEN_REQUEST_TOKEN`` must be, and the claims of the tokens
+    #: :data:`ACTIONS` hands out (for the ``audience`` it is asked for).
+    request_token: str = field(default_factory=lambda: uuid.uuid4().hex)
+    job_claims: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def start(cls) -> Issuer:
@@ -85,6 +92,13 @@ class Issuer:
                     }
                 elif self.path == JWKS:
                     body = {"keys": [k.public_jwk for k in owner.keys]}
+                elif self.path.startswith(ACTIONS + "?"):
+                    query = parse_qs(urlsplit(self.path).query)
+                    wanted = f"Bearer {owner.request_token}"
+                    if self.headers.get("Authorization") != wanted:
+                        self.send_error(401)
+                        return
+                    body = {"value": owner.mint(query["audience"][0], **owner.job_claims)}
                 else:
                     self.send_error(404)
                     return
@@ -111,6 +125,13 @@ class Issuer:
     def url(self) -> str:
         assert self.server is not None
         return f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def actions_env(self) -> dict[str, str]:
+        """What GitHub/Forgejo Actions set in a job allowed to request ID tokens."""
+        return {
+            "ACTIONS_ID_TOKEN_REQUEST_URL": f"{self.url}{ACTIONS}?api-version=2.0",
+            "ACTIONS_ID_TOKEN_REQUEST_TOKEN": self.request_token,
+        }
 
     def key(self, alg: str = "RS256") -> SigningKey:
         return next(k for k in self.keys if k.alg == alg)

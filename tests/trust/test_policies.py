@@ -78,7 +78,7 @@ def test_cli_add_list_remove(trust: Trust) -> None:
         (["--claim", "repository=*"], "pin a value"),
         (["--claim", "aud=x"], "can't be a condition"),
         (["--claim", "repository"], "NAME=PATTERN"),
-        ([], "at least one claim condition"),
+        ([], "Missing option '--claim'"),
     ],
 )
 def test_cli_refuses_bad_policies(trust: Trust, args: list[str], says: str) -> None:
