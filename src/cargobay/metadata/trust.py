@@ -88,9 +88,10 @@ class SqlTrustStore:
         at = now()
         with self.db.write() as c:
             c.execute(sa.delete(seen_id_tokens).where(seen_id_tokens.c.expires_at <= at))
-            result = c.execute(
+            inserted = c.execute(
                 self.db._insert(seen_id_tokens)
                 .values(key_hash=key_hash, expires_at=expires_at)
                 .on_conflict_do_nothing(index_elements=["key_hash"])
-            )
-            return result.rowcount > 0
+                .returning(seen_id_tokens.c.key_hash)
+            ).first()
+            return inserted is not None
