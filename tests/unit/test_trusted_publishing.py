@@ -12,20 +12,20 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from oidc_issuer import Issuer
+
 from cargobay.auth.oidc import IdTokenVerifier
 from cargobay.auth.oidc_keys import IssuerKeys, parse_issuers
+from cargobay.metadata.engine import make_engine, migrate
+from cargobay.metadata.sql import SqlMetadata
+from cargobay.services.accounts import AccountService
+from cargobay.services.administration import Administration
 from cargobay.services.trust_policies import InvalidPolicy, check_conditions, matches
 from cargobay.services.trusted_publishing import (
     ID_TOKEN_TYPE,
     ExchangeRefused,
     TrustedPublishing,
 )
-from oidc_issuer import Issuer
-
-from cargobay.metadata.engine import make_engine, migrate
-from cargobay.metadata.sql import SqlMetadata
-from cargobay.services.accounts import AccountService
-from cargobay.services.administration import Administration
 
 pytestmark = pytest.mark.anyio
 AUDIENCE = "https://cr.example.com"
@@ -134,3 +134,46 @@ async def test_the_exchange_is_logged_without_the_tokens(
 async def _user(service: TrustedPublishing) -> str:
     await service.accounts.create_user("octo", email=None, password=None, site_admin=False)
     return "octo"
+
+
+async def test_an_issuer_that_does_not_answer_is_503_then_not_hammered(
+    service: TrustedPublishing, issuer: Issuer
+) -> None:
+    id_token = issuer.mint(AUDIENCE, repository="acme/app")
+    issuer.stop()
+    for _ in range(2):
+        with pytest.raises(ExchangeRefused) as refused:
+            await service.exchange(id_token, ID_TOKEN_TYPE, None, [])
+        assert refused.value.status == 503
+        assert refused.value.error == "temporarily_unavailable"
+
+
+async def test_keys_come_only_from_the_issuers_origin() -> None:
+    """A discovery document naming a JWKS elsewhere (or another issuer) is refused: only the
+    listed issuer's own origin is ever contacted."""
+    from cargobay.auth.oidc_keys import IssuerUnavailable
+
+    fetched: list[str] = []
+    documents = {
+        "https://ci.example.com/.well-known/openid-configuration": {
+            "issuer": "https://ci.example.com",
+            "jwks_uri": "https://169.254.169.254/latest/keys",
+        },
+        "https://other.example.com/.well-known/openid-configuration": {
+            "issuer": "https://evil.example.com",
+            "jwks_uri": "https://other.example.com/keys",
+        },
+    }
+
+    def fetch(url: str) -> object:
+        fetched.append(url)
+        return documents[url]
+
+    keys = IssuerKeys(("https://ci.example.com", "https://other.example.com"), fetch=fetch)
+    for issuer in keys.issuers:
+        with pytest.raises(IssuerUnavailable):
+            await keys.candidates(issuer, "k1")
+    assert fetched == [
+        "https://ci.example.com/.well-known/openid-configuration",
+        "https://other.example.com/.well-known/openid-configuration",
+    ]

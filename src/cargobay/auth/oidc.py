@@ -82,7 +82,9 @@ class IdTokenVerifier:
         kid = header.get("kid")
         keys = await self.keys.candidates(issuer, kid if isinstance(kid, str) else None)
         if not keys:
-            raise IdTokenRejected(f"the issuer {issuer} has no signing key with kid {kid!r}")
+            raise IdTokenRejected(
+                f"the issuer {issuer} has no signing key with kid {str(kid)[:100]!r}"
+            )
         claims = self._decode(token, alg, issuer, keys)
         subject = claims.get("sub")
         if not isinstance(subject, str) or not subject:
