@@ -18,6 +18,8 @@ from cargobay.api.hosts import HostRouter
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
 from cargobay.api.rest.app import create_rest_app
+from cargobay.auth.oidc import IdTokenVerifier
+from cargobay.auth.oidc_keys import IssuerKeys, parse_issuers
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
@@ -32,6 +34,7 @@ from cargobay.services.manifests import ManifestService, OnPublish
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
+from cargobay.services.trusted_publishing import TrustedPublishing
 from cargobay.services.uploads import UploadService
 from cargobay.settings import Settings, load_settings, proxy_networks
 from cargobay.storage.base import BlobStore
@@ -137,6 +140,20 @@ def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
     )
 
 
+def build_trusted_publishing(
+    settings: Settings, metadata: SqlMetadata, accounts: AccountService, admin: Administration
+) -> TrustedPublishing:
+    try:
+        issuers = parse_issuers(settings.oidc_issuers)
+    except ValueError as exc:
+        raise SystemExit(f"cargobay: CARGOBAY_OIDC_ISSUERS: {exc}") from None
+    keys = IssuerKeys(issuers, ttl=settings.oidc_keys_ttl, refresh_every=settings.oidc_keys_refresh)
+    verifier = IdTokenVerifier(keys)
+    return TrustedPublishing(
+        metadata.trust, accounts, admin, verifier, default_audience=settings.public_base_url
+    )
+
+
 def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
@@ -183,14 +200,17 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
             await registry.downloads.flush()
         metadata.close()
 
+    administration = Administration(accounts)
+    trusted_publishing = build_trusted_publishing(settings, metadata, accounts, administration)
     state = {
         "registry": registry,
         "settings": settings,
         "access": access,
         "packages": packages,
         "accounts": accounts,
-        "administration": Administration(accounts),
+        "administration": administration,
         "signin": signin,
+        "trusted_publishing": trusted_publishing,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings

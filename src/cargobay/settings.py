@@ -96,6 +96,15 @@ class Settings(BaseSettings):
     token_ttl: int = Field(default=300, ge=10, le=86400)
     #: Default lifetime of workflow tokens, seconds.
     workflow_token_ttl: int = Field(default=3600, ge=60)
+    #: Trusted publishing: OIDC issuers whose ID tokens ``/token`` exchanges for workflow tokens
+    #: (comma-separated issuer URLs, e.g. ``https://token.actions.githubusercontent.com``). Only
+    #: these are ever contacted; ``http://`` only for loopback or private addresses.
+    oidc_issuers: str = ""
+    #: Seconds an issuer's fetched signing keys are used before they are fetched again.
+    oidc_keys_ttl: float = Field(default=600.0, ge=10, le=86400)
+    #: Least seconds between two fetches of one issuer's keys (a token with a key id the cache
+    #: doesn't know causes at most one refetch per interval).
+    oidc_keys_refresh: float = Field(default=60.0, ge=1, le=3600)
     #: The registry-token signing key (created on first start; replicas must share it).
     token_key_file: Path | None = None
     #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.

@@ -174,6 +174,9 @@ ACTORS: tuple[Actor, ...] = (
     _workflow("wf-app-read", "acme/app", Role.READ, "acme/app workflow, permission read"),
     _workflow("wf-tools", "acme/tools", Role.WRITE, "acme/tools workflow (Actions access write)"),
     _workflow("wf-unrelated", "acme/unrelated", Role.WRITE, "acme/unrelated workflow"),
+    # the same workflow tokens, obtained by exchanging an OIDC ID token (trusted publishing)
+    _workflow("wf-app-oidc", "acme/app", Role.WRITE, "acme/app workflow, from a token exchange"),
+    _workflow("wf-tools-oidc", "acme/tools", Role.WRITE, "acme/tools workflow, from an exchange"),
 )
 ACTOR_BY_ID = {a.id: a for a in ACTORS}
 

@@ -63,6 +63,7 @@ from authzrules import (
     new_package_visibility,
     scope_allows,
 )
+from oidc_issuer import Issuer
 
 pytestmark = pytest.mark.skipif(
     os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference",
@@ -104,6 +105,8 @@ WORKFLOWS = {
     "wf-tools": ("acme/tools", "write"),
     "wf-unrelated": ("acme/unrelated", "write"),
 }
+#: actor id -> the repository whose trust policy its exchanged OIDC ID token satisfies
+EXCHANGED = {"wf-app-oidc": "acme/app", "wf-tools-oidc": "acme/tools"}
 
 
 @dataclass
@@ -131,7 +134,22 @@ class World:
         return self.clients["octo"]
 
 
-def _setup(server: Any) -> World:
+def exchange_id_token(url: str, id_token: str) -> str:
+    """A workflow token for an OIDC ID token (RFC 8693 at ``/token``)."""
+    resp = httpx.post(
+        f"{url}/token",
+        data={
+            "grant_type": "urn:ietf:params:oauth:grant-type:token-exchange",
+            "subject_token": id_token,
+            "subject_token_type": "urn:ietf:params:oauth:token-type:id_token",
+        },
+        timeout=30,
+    )
+    assert resp.status_code == 200, describe(resp)
+    return only_token(resp.json()["access_token"], WORKFLOW_RE)
+
+
+def _setup(server: Any, issuer: Issuer) -> World:
     cli = Cli(server.data_dir, server.env)
     secrets: dict[str, str] = {}
 
@@ -195,6 +213,10 @@ def _setup(server: Any) -> World:
         ["token", "workflow", "--repository", repo, "--permission", permission]
         for repo, permission in WORKFLOWS.values()
     ]
+    commands += [
+        ["repo", "trust", "add", repo, "--issuer", issuer.url, "--claim", f"repository={repo}"]
+        for repo in EXCHANGED.values()
+    ]
     results = cli.batch(commands, may_fail=[empty_policy_index])
     expiring_since = time.monotonic()  # the expiring token was made before this
     secrets["expired"] = only_token(results[expiring_index].stdout.strip(), PAT_RE)
@@ -202,6 +224,8 @@ def _setup(server: Any) -> World:
         secrets[actor] = only_token(results[pat_index + i].stdout.strip(), PAT_RE)
     for i, actor in enumerate(WORKFLOWS):
         secrets[actor] = only_token(results[workflow_index + i].stdout.strip(), WORKFLOW_RE)
+    for actor, repo in EXCHANGED.items():
+        secrets[actor] = exchange_id_token(server.url, issuer.mint(server.url, repository=repo))
     secrets["password"] = OCTO_PASSWORD
     skipped_orgs = {}
     empty = results[empty_policy_index]
@@ -213,7 +237,7 @@ def _setup(server: Any) -> World:
 
     clients = {"anonymous": client(server.url)}
     for actor in ACTORS:
-        if actor.id in WORKFLOWS:
+        if actor.id in WORKFLOWS or actor.id in EXCHANGED:
             clients[actor.id] = client(server.url, basic(WORKFLOW_USERNAME, secrets[actor.id]))
         elif actor.user:
             clients[actor.id] = client(server.url, basic(actor.user, secrets[actor.id]))
@@ -262,9 +286,14 @@ def _setup(server: Any) -> World:
 def world(server_factory: Any) -> Iterator[World]:
     # The matrix signs in with dead credentials on purpose (hundreds of times, all from
     # 127.0.0.1): lift the failed-sign-in limit so it never answers 429 instead of the rules.
-    server = server_factory(sign_in_failures=1_000_000)
-    w = _setup(server)
-    yield w
+    # A real OIDC issuer on 127.0.0.1: its ID tokens become the exchanged workflow tokens.
+    issuer = Issuer.start()
+    server = server_factory(sign_in_failures=1_000_000, oidc_issuers=issuer.url)
+    try:
+        w = _setup(server, issuer)
+        yield w
+    finally:
+        issuer.stop()
     for c in w.clients.values():
         c.close()
 
@@ -404,6 +433,8 @@ BEARER_ACTORS = [
         "wf-app-read",
         "wf-tools",
         "wf-unrelated",
+        "wf-app-oidc",
+        "wf-tools-oidc",
     )
 ]
 BEARER_ACTIONS = ("pull", "blob", "tags", "referrers", "push", "upload", "delete")
@@ -699,6 +730,8 @@ CREATORS = [
         "wf-app-read",
         "wf-tools",
         "wf-unrelated",
+        "wf-app-oidc",
+        "wf-tools-oidc",
     )
 ]
 NAMESPACES = ("acme", "octo", "beta", "gamma", "delta")

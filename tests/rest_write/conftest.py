@@ -30,7 +30,16 @@ def build_world(server: Any) -> World:
 
 @pytest.fixture(scope="session")
 def world_server(server_factory: Any) -> Any:
-    return server_factory(protected_downloads=PROTECTED_DOWNLOADS, download_flush_interval=0.2)
+    return server_factory(
+        protected_downloads=PROTECTED_DOWNLOADS,
+        download_flush_interval=0.2,
+        # trust policies may name it; nothing here exchanges a token, so it is never contacted
+        oidc_issuers=CI_ISSUER,
+    )
+
+
+#: An OIDC issuer the shared server trusts (for the trust-policy endpoints).
+CI_ISSUER = "https://ci.example.com"
 
 
 @pytest.fixture(scope="session")

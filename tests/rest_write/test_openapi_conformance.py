@@ -55,6 +55,8 @@ OTHER_ROUTES = {
     "/repos/{owner}/{repo}": {"get"},
     "/repos/{owner}/{repo}/collaborators/{username}": {"put"},
     "/repos/{owner}/{repo}/workflow-tokens": {"post"},
+    "/repos/{owner}/{repo}/trust-policies": {"get", "post"},
+    "/repos/{owner}/{repo}/trust-policies/{policy_id}": {"delete"},
     "/user/tokens": {"get", "post"},
     "/user/tokens/{token_id}": {"delete"},
 }
@@ -169,6 +171,7 @@ PARAMS = {
     "grantee_owner": ORG,
     "team_slug": "readers",
     "token_id": "999999",
+    "policy_id": "999999",
 }
 
 
@@ -185,6 +188,7 @@ def body_for(method: str, template: str) -> dict[str, Any] | None:
         ("/teams/{team_slug}/repos/", {"permission": "pull"}),
         ("/teams", {"name": unique("t")}),
         ("/memberships/", {"role": "member"}),
+        ("/trust-policies", {"issuer": "https://ci.example.com", "claims": {"repository": "x/y"}}),
         ("/repos", {"name": unique("r")}),
         ("/collaborators/", {"permission": "pull"}),
         ("/workflow-tokens", {"permission": "read"}),
@@ -314,6 +318,20 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
             f"/api/v3/repos/{org}/svc/workflow-tokens",
             "owner",
             {"permission": "read"},
+        ),
+        (
+            "/repos/{owner}/{repo}/trust-policies",
+            "POST",
+            f"/api/v3/repos/{org}/svc/trust-policies",
+            "owner",
+            {"issuer": "https://ci.example.com", "claims": {"repository": f"{org}/svc"}},
+        ),
+        (
+            "/repos/{owner}/{repo}/trust-policies",
+            "GET",
+            f"/api/v3/repos/{org}/svc/trust-policies",
+            "owner",
+            None,
         ),
         ("/user/tokens", "POST", "/api/v3/user/tokens", "owner", {"scopes": ["read:packages"]}),
         ("/user/tokens", "GET", "/api/v3/user/tokens", "owner", None),

@@ -1,6 +1,7 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
-``serve``/``migrate`` run the registry (:mod:`.serving`); the operator groups (``user``, ``org``,
+``serve``/``migrate`` run the registry (:mod:`.serving`); ``ci-login`` signs a CI job in
+(:mod:`.ci_login`); the operator groups (``user``, ``org``,
 ``team``, ``repo``, ``token``, ``package``) act on the configured database through the services
 (:mod:`.common` resolves settings and runs a use case).
 """
@@ -9,7 +10,7 @@ from __future__ import annotations
 
 import typer
 
-from cargobay.cli import orgs, packages, repos, serving, teams, tls, tokens, users
+from cargobay.cli import ci_login, orgs, packages, repos, serving, teams, tls, tokens, users
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
@@ -18,6 +19,7 @@ cli = typer.Typer(
 )
 cli.command()(serving.migrate)
 cli.command()(serving.serve)
+cli.command("ci-login")(ci_login.ci_login)
 for _name, _group in (
     ("user", users.user_cli),
     ("org", orgs.org_cli),

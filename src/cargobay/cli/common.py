@@ -15,9 +15,11 @@ from pydantic import ValidationError
 from cargobay.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from cargobay.metadata.sql import SqlMetadata
     from cargobay.services.accounts import AccountService
 
 T = TypeVar("T")
+S = TypeVar("S")
 
 DataDir = Annotated[
     Path | None,
@@ -45,11 +47,27 @@ def settings_for(**overrides: object) -> Settings:
 
 def operate(data_dir: Path | None, action: Callable[[AccountService], Coroutine[Any, Any, T]]) -> T:
     """Run one operator use case against the configured database; errors end with exit 1."""
+    from cargobay.services.accounts import AccountService
+
+    return operate_with(
+        data_dir,
+        lambda metadata, settings: AccountService(
+            metadata, workflow_token_ttl=settings.workflow_token_ttl
+        ),
+        action,
+    )
+
+
+def operate_with(
+    data_dir: Path | None,
+    build: Callable[[SqlMetadata, Settings], S],
+    action: Callable[[S], Coroutine[Any, Any, T]],
+) -> T:
+    """:func:`operate` with the service ``build(metadata, settings)`` makes."""
     from cargobay.app import build_metadata
     from cargobay.errors import CargobayError
     from cargobay.metadata.engine import make_engine
     from cargobay.metadata.engine import migrate as run_migrations
-    from cargobay.services.accounts import AccountService
 
     settings = settings_for(data_dir=data_dir)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
@@ -58,7 +76,7 @@ def operate(data_dir: Path | None, action: Callable[[AccountService], Coroutine[
         run_migrations(engine)
         engine.dispose()
     metadata = build_metadata(settings)
-    service = AccountService(metadata, workflow_token_ttl=settings.workflow_token_ttl)
+    service = build(metadata, settings)
     try:
         return asyncio.run(action(service))
     except (CargobayError, ValueError) as exc:

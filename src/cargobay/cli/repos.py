@@ -7,8 +7,10 @@ from typing import Annotated
 import typer
 
 from cargobay.cli.common import DataDir, Role, operate
+from cargobay.cli.trust import trust_cli
 
 repo_cli = typer.Typer(help="Source repositories that packages link to.", no_args_is_help=True)
+repo_cli.add_typer(trust_cli, name="trust")
 
 
 @repo_cli.command("create")

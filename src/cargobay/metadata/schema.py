@@ -242,3 +242,29 @@ web_sessions = sa.Table(
     sa.Column("expires_at", TS, nullable=False),
     sa.Index("ix_web_sessions_user", "user_id"),
 )
+
+#: Trusted publishing: which OIDC ID tokens may be exchanged for a workflow token of a source
+#: repository. ``audience`` NULL means the registry's public base URL; ``claims`` is a JSON
+#: object of claim name -> pattern (exact, or a glob with ``*``, ``?``, ``[...]``).
+trust_policies = sa.Table(
+    "trust_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("source_repositories.id"), nullable=False),
+    sa.Column("issuer", sa.String(255), nullable=False),
+    sa.Column("audience", sa.String(255), nullable=True),
+    sa.Column("claims", sa.JSON, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_trust_policies_repository", "repository_id"),
+    sa.Index("ix_trust_policies_issuer", "issuer"),
+)
+
+#: ID tokens already exchanged (SHA-256 of issuer + ``jti``), kept until they expire: replays
+#: are refused.
+seen_id_tokens = sa.Table(
+    "seen_id_tokens",
+    metadata,
+    sa.Column("key_hash", sa.String(64), primary_key=True),
+    sa.Column("expires_at", TS, nullable=False),
+    sa.Index("ix_seen_id_tokens_expires_at", "expires_at"),
+)

@@ -135,12 +135,14 @@ class SqlMetadata:
             SqlTokenStore,
         )
         from cargobay.metadata.packages import SqlPackageStore
+        from cargobay.metadata.trust import SqlTrustStore
 
         self.accounts = SqlAccountStore(db)
         self.tokens = SqlTokenStore(db)
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
+        self.trust = SqlTrustStore(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

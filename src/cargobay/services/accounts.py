@@ -189,7 +189,7 @@ class AccountService:
         return NewToken(token, record)
 
     async def create_workflow_token(
-        self, full_name: str, *, permission: str, expires: str | None
+        self, full_name: str, *, permission: str, expires: str | None, note: str | None = None
     ) -> NewToken:
         if permission not in ("read", "write"):
             raise InvalidInput("permission must be read or write")
@@ -203,7 +203,7 @@ class AccountService:
             token_hash=hash_token(token),
             user_id=None,
             scopes=["write:packages" if permission == "write" else "read:packages"],
-            note=f"workflow of {repository.full_name}",
+            note=note or f"workflow of {repository.full_name}",
             source_repository_id=repository.id,
             expires_at=expires_at,
         )

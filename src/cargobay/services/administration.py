@@ -85,6 +85,10 @@ class Administration:
             raise Forbidden("You need admin access to the repository.")
         return repository
 
+    async def repository_admin(self, principal: Principal, full_name: str) -> SourceRepository:
+        """The repository, if the caller administers it (else NotFound or Forbidden)."""
+        return await self._repository_admin(principal, full_name)
+
     # -- users and organizations ----------------------------------------------------------------
 
     async def me(self, principal: Principal) -> Account:

@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cargobay.web import forms, pages
+from cargobay.web import forms, pages, trust
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -40,6 +40,9 @@ ROUTES = [
     Route(
         "/packages/{package_id}/versions/{version_id}/restore", forms.restore_version, methods=POST
     ),
+    Route("/{owner}/{repo}/settings/trust", trust.trust_page, methods=GET),
+    Route("/{owner}/{repo}/settings/trust", trust.add_policy, methods=POST),
+    Route("/{owner}/{repo}/settings/trust/{policy_id}/delete", trust.remove_policy, methods=POST),
     Route("/{kind}/{owner}/packages", pages.packages_list, methods=GET),
     Route(
         "/{kind}/{owner}/packages/container/package/{name:path}", pages.package_page, methods=GET

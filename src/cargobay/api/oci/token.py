@@ -1,6 +1,9 @@
 """``/token``: the Docker registry token protocol (distribution's ``docs/spec/auth/token.md``
 and ``oauth.md``). GET with optional HTTP Basic (user + token) and ``scope`` parameters; POST
-with the OAuth2 password grant form. Anonymous callers get a token for public pulls only."""
+with the OAuth2 password grant form. Anonymous callers get a token for public pulls only.
+
+POST also takes OAuth 2.0 Token Exchange (RFC 8693): a CI job's OIDC ID token for a workflow
+token (trusted publishing, :mod:`cargobay.services.trusted_publishing`)."""
 
 from __future__ import annotations
 
@@ -14,15 +17,46 @@ from cargobay.api.oci.body import Body
 from cargobay.auth.principal import ANONYMOUS, Principal
 from cargobay.errors import Unauthenticated, Unsupported
 from cargobay.services.access import AccessService
+from cargobay.services.trusted_publishing import (
+    ACCESS_TOKEN_TYPE,
+    GRANT_TYPE,
+    ExchangeRefused,
+    TrustedPublishing,
+)
 
 _MAX_FORM = 64 * 1024
 
 
-def _json(data: dict[str, object]) -> Response:
+def _json(data: dict[str, object], status: int = 200) -> Response:
     return Response(
         json.dumps(data),
+        status,
         media_type="application/json",
         headers={"Cache-Control": "no-store", "Pragma": "no-cache"},
+    )
+
+
+async def _exchange(service: TrustedPublishing, form: dict[str, list[str]]) -> Response:
+    """RFC 8693 §2: the answer, or an RFC 6749 §5.2 error (400 unless the issuer is down)."""
+    try:
+        for name in ("subject_token", "subject_token_type", "requested_token_type"):
+            if len(form.get(name, [])) > 1:
+                raise ExchangeRefused(f"{name} is given more than once", "invalid_request")
+        done = await service.exchange(
+            form.get("subject_token", [""])[0],
+            form.get("subject_token_type", [""])[0],
+            form.get("requested_token_type", [None])[0],
+            [s for value in form.get("scope", []) for s in value.split()],
+        )
+    except ExchangeRefused as exc:
+        return _json({"error": exc.error, "error_description": exc.message}, exc.status)
+    return _json(
+        {
+            "access_token": done.token,
+            "issued_token_type": ACCESS_TOKEN_TYPE,
+            "token_type": "Bearer",
+            "expires_in": done.expires_in,
+        }
     )
 
 
@@ -34,8 +68,12 @@ async def token(request: Request) -> Response:
         body = await Body(request).read(_MAX_FORM, lambda: Unsupported("form too large"))
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         grant_type = form.get("grant_type", [""])[0]
+        if grant_type == GRANT_TYPE:
+            return await _exchange(request.scope["cargobay"]["trusted_publishing"], form)
         if grant_type != "password":
-            raise Unsupported(f"grant_type {grant_type!r} is not supported; use password")
+            raise Unsupported(
+                f"grant_type {grant_type!r} is not supported; use password or {GRANT_TYPE}"
+            )
         username, password = form.get("username", [""])[0], form.get("password", [""])[0]
         who: Principal = (
             await access.from_secret(username, password, client) if password else ANONYMOUS

@@ -132,7 +132,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, packages
+    from cargobay.api.rest import accounts, packages, trust
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -193,4 +193,5 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
 
     app.include_router(packages.router)
     app.include_router(accounts.router)
+    app.include_router(trust.router)
     return RestApp(app)
