@@ -70,6 +70,8 @@ class RegistryClaims:
     access: tuple[GrantedAccess, ...]
     token_id: int | None
     expires_at: float
+    #: The token's own id (``jti``): tells one token from another of the same subject.
+    token: str = ""
 
     def mentions(self, type_: str, name: str) -> bool:
         """Whether the token was issued for this resource at all (even with no actions)."""
@@ -141,6 +143,7 @@ class RegistryTokens:
                 access=access,
                 token_id=int(token_id) if token_id is not None else None,
                 expires_at=float(claims["exp"]),
+                token=str(claims.get("jti") or token[-43:]),
             )
         except Unauthenticated:
             raise

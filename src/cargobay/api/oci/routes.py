@@ -170,14 +170,17 @@ async def blob(request: Request, name: RepositoryName) -> Response:
 @repository_access
 async def upload_start(request: Request, name: RepositoryName) -> Response:
     """spec.md "Pushing blobs": POST starts a session, uploads monolithically (``?digest=``)
-    or mounts a blob from another repository (``?mount=&from=``)."""
+    or mounts a blob from another repository (``?mount=&from=``). A mount without ``from``
+    (automatic content discovery, optional in the spec) always starts an upload session."""
     reg = registry(request)
     params = request.query_params
     mount, source = params.get("mount"), params.get("from")
     if mount and source:
         digest = parse_digest(mount)
         source_name = parse_name(source)
-        readable = await access_service(request).can_read(await principal(request), source_name)
+        readable = await access_service(request).may_mount_from(
+            await principal(request), source_name, Access.repository(name, request.method)
+        )
         # A source the caller can't read falls back to an upload session, like a missing blob.
         mounted = readable and await reg.blobs.mount(name, digest, source_name)
         if mounted:

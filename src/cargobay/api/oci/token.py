@@ -14,6 +14,7 @@ from cargobay.api.oci.body import Body
 from cargobay.auth.principal import ANONYMOUS, Principal
 from cargobay.errors import Unauthenticated, Unsupported
 from cargobay.services.access import AccessService
+from cargobay.services.registry_grants import issue_registry_token
 
 _MAX_FORM = 64 * 1024
 
@@ -50,7 +51,7 @@ async def token(request: Request) -> Response:
         service = params.get("service")
     if service is not None and service != access.service:
         raise Unauthenticated(f"unknown service {service!r}")
-    issued = await access.issue_registry_token(who, scopes)
+    issued = await issue_registry_token(access, who, scopes)
     return _json(
         {
             "token": issued.token,
