@@ -242,8 +242,9 @@ def test_mount_with_a_token_for_the_target_only(client: CachingClient, registry:
 def test_mount_from_a_repository_the_caller_cannot_read(
     registry: Any, http: httpx.Client, user: tuple[str, str], repo: str
 ) -> None:
-    """Someone else's private blob: an upload session (202), as for a blob that exists
-    nowhere; no challenge for the other repository."""
+    """Someone else's private blob, with ``from`` naming its repository or without ``from``:
+    an upload session (202), exactly as for a blob that exists nowhere; nothing mounted, and
+    no challenge for the other repository."""
     data = os.urandom(300)
     digest = sha256_digest(data)
     r = http.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
@@ -252,11 +253,15 @@ def test_mount_from_a_repository_the_caller_cannot_read(
     with httpx.Client(base_url=registry.url, timeout=30) as other:
         caching = CachingClient(other, user, "refresh-on-401")
         answers: list[tuple[int, list[str]]] = []
-        for source_digest in (digest, "sha256:" + hashlib.sha256(os.urandom(8)).hexdigest()):
-            resp = caching.request(
-                "POST", f"/v2/{target}/blobs/uploads/?mount={source_digest}&from={repo}", target
-            )
-            answers.append((resp.status_code, sorted(challenge_of(resp))))
-            assert resp.status_code == 202 and resp.headers.get("location"), explain(resp)
-    assert answers[0] == answers[1]
+        missing = "sha256:" + hashlib.sha256(os.urandom(8)).hexdigest()
+        for query in (f"&from={repo}", ""):  # with and without ``from``
+            for source_digest in (digest, missing):
+                resp = caching.request(
+                    "POST", f"/v2/{target}/blobs/uploads/?mount={source_digest}{query}", target
+                )
+                answers.append((resp.status_code, sorted(challenge_of(resp))))
+                assert resp.status_code == 202 and resp.headers.get("location"), explain(resp)
+                probe = caching.request("HEAD", f"/v2/{target}/blobs/{source_digest}", target)
+                assert probe.status_code == 404, explain(probe)
+    assert len(set(map(str, answers))) == 1, answers
     assert not any(repo in scope for scope in caching.fetched), caching.fetched
