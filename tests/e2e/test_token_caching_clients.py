@@ -179,6 +179,11 @@ def test_token_fetched_before_the_repository_existed(client: CachingClient) -> N
         assert r.content == (manifest if method == "GET" else b"")
     tags = client.request("GET", f"/v2/{repo}/tags/list", repo)
     assert tags.status_code == 200 and tags.json()["tags"] == ["v1"], explain(tags)
+    unknown = "sha256:" + hashlib.sha256(os.urandom(8)).hexdigest()
+    refs = client.request("GET", f"/v2/{repo}/referrers/{unknown}", repo)
+    assert refs.status_code == 200, explain(refs)
+    assert refs.headers["content-type"] == "application/vnd.oci.image.index.v1+json"
+    assert refs.json()["manifests"] == [], explain(refs)
     assert len(client.fetched) == fetched, f"the first token stopped working: {client.answers}"
 
 
