@@ -20,6 +20,7 @@ import json
 import os
 import re
 import secrets
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
@@ -270,3 +271,27 @@ def test_mount_from_a_repository_the_caller_cannot_read(
                 assert probe.status_code == 404, explain(probe)
     assert len(set(map(str, answers))) == 1, answers
     assert not any(repo in scope for scope in caching.fetched), caching.fetched
+
+
+@pytest.fixture(scope="module")
+def short_lived(server_factory: Any) -> Any:
+    """A registry whose registry tokens live 10 seconds (the least it allows)."""
+    return server_factory(token_ttl=10)
+
+
+@pytest.mark.parametrize("style", STYLES)
+def test_an_expired_token_is_replaced(short_lived: Any, style: str) -> None:
+    """A token kept past its expiry: 401 with ``error="invalid_token"`` and the scope to ask
+    for, then 403 if the same token comes back; either kind of client gets a new token."""
+    repo = f"e2e/expiry-{secrets.token_hex(3)}"
+    with httpx.Client(base_url=short_lived.url, timeout=30) as http:
+        client = CachingClient(http, short_lived.auth, style)
+        client.push_image(repo, "v1")
+        assert client.request("GET", f"/v2/{repo}/tags/list", repo).status_code == 200
+        time.sleep(11)
+        client.answers.clear()
+        r = client.request("GET", f"/v2/{repo}/tags/list", repo)
+        assert r.status_code == 200, f"{explain(r)}\n{client.answers}"
+    statuses = [status for _, _, status in client.answers]
+    assert statuses == ([401, 200] if style == "refresh-on-401" else [401, 403, 200])
+    assert client.fetched[-1] == f"repository:{repo}:pull"

@@ -31,6 +31,7 @@ from cargobay.auth.secrets import TokenKind, hash_token, same_secret, token_kind
 from cargobay.errors import (
     Denied,
     NameUnknown,
+    TokenExpired,
     TooManyRequests,
     Unauthenticated,
 )
@@ -44,6 +45,8 @@ from cargobay.metadata.base import (
 from cargobay.services.package_creation import PackageCreation
 
 _TOUCH_EVERY = 60.0
+#: How long an expired registry token's refusal is remembered (for its client's repeat).
+_REMEMBER_EXPIRED = 300.0
 
 
 class AccessService:
@@ -164,7 +167,12 @@ class AccessService:
         )
 
     async def _from_registry_token(self, token: str) -> Principal:
-        claims = self.registry_tokens.verify(token)
+        try:
+            claims = self.registry_tokens.verify(token)
+        except Unauthenticated as exc:
+            # RFC 6750 §3.1: a bad or expired token is "invalid_token"; clients fetch another.
+            exc.challenge = self.challenge(None, "invalid_token")
+            raise
         if claims.token_id is None:
             return Principal(registry_grant=claims)
         record = await self.tokens.by_id(claims.token_id)
@@ -294,6 +302,15 @@ class AccessService:
         if grant is not None and self.refusals.repeated(grant.token, scope, grant.expires_at):
             return Denied(message, {"name": access.name}, challenge=challenge)
         return Unauthenticated(message, challenge=challenge)
+
+    def token_expired(self, exc: TokenExpired, access: Access) -> Exception:
+        """A request for ``access`` with an expired registry token: fetch a new one. 401 with
+        ``error="invalid_token"`` and the scope, and 403 if the same token comes back (the ORAS
+        Python SDK sends it once more and fetches a new one only after a 403)."""
+        challenge = self.challenge(access, "invalid_token")
+        if self.refusals.repeated(exc.token, "", time.time() + _REMEMBER_EXPIRED):
+            return Denied(exc.message, {"name": access.name}, challenge=challenge)
+        return Unauthenticated(exc.message, challenge=challenge)
 
     def _grant_covers(self, principal: Principal, name: str, actions: frozenset[Action]) -> bool:
         grant = principal.registry_grant

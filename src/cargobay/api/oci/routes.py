@@ -28,6 +28,7 @@ from cargobay.errors import (
     ManifestUnknown,
     PaginationInvalid,
     SizeInvalid,
+    TokenExpired,
     Unauthenticated,
 )
 from cargobay.oci import mediatypes as mt
@@ -74,8 +75,12 @@ def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Res
 
     async def guarded(request: Request) -> Response:
         name = parse_name(request.path_params["name"])
-        who = await principal(request)
-        await access_service(request).authorize(who, Access.repository(name, request.method))
+        access = Access.repository(name, request.method)
+        try:
+            who = await principal(request)
+        except TokenExpired as exc:
+            raise access_service(request).token_expired(exc, access) from None
+        await access_service(request).authorize(who, access)
         return await handler(request, name)
 
     guarded.__doc__ = handler.__doc__
