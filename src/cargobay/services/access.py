@@ -262,9 +262,10 @@ class AccessService:
             return frozenset(a for a in wanted if scope_allows(principal.scopes, a))
         return frozenset()
 
-    async def authorize(self, principal: Principal, access: Access) -> None:
+    async def authorize(self, principal: Principal, access: Access, request: str = "") -> None:
         """Allow, or raise Unauthenticated (401), NameUnknown (404, the package is invisible to
-        the caller) or Denied (403). A push that may create a package creates it."""
+        the caller) or Denied (403). A push that may create a package creates it. ``request``
+        (method and path) tells a client's repeat of a refused request from another one."""
         if access.type != "repository":
             return
         name = access.name
@@ -272,7 +273,7 @@ class AccessService:
         if package is None:
             if Action.PUSH in access.actions and await self.can_create(principal, name):
                 if not self._grant_covers(principal, name, access.actions):
-                    raise self._insufficient_scope(principal, access)
+                    raise self._insufficient_scope(principal, access, request)
                 await self.creation.create(principal, name)
                 return
             raise self._refusal(principal, access, can_read=False)
@@ -280,35 +281,37 @@ class AccessService:
         if all(self._role_allows(principal, role, action) for action in access.actions):
             if self._grant_covers(principal, name, access.actions):
                 return
-            raise self._insufficient_scope(principal, access)
+            raise self._insufficient_scope(principal, access, request)
         can_read = self._allows(principal, role, Action.PULL, name)
         raise self._refusal(principal, access, can_read=can_read)
 
     def _insufficient_scope(
-        self, principal: Principal, access: Access, also: Access | None = None
+        self, principal: Principal, access: Access, request: str, also: Access | None = None
     ) -> Exception:
         """The caller may do this, but its registry token doesn't say so: ask for a new one.
 
         The challenge carries ``error="insufficient_scope"`` and the scope to ask for. The
         first time a token is refused a scope the answer is 401 (Docker, containerd,
         containers/image, Distribution's client and the conformance suite fetch a new token
-        after a 401, and only then); the same token sent again for the same scope gets 403
+        after a 401, and only then); the same token sent again with the same request gets 403
         (the ORAS Python SDK sends the refused token once more, and fetches a new one only
         after a 403). See ``docs/permissions.md``."""
         challenge = self.challenge(access, "insufficient_scope", also=also)
         grant = principal.registry_grant
         scope = " ".join(a.scope for a in (access, also) if a is not None)
         message = "the registry token does not grant this access; request a token with this scope"
-        if grant is not None and self.refusals.repeated(grant.token, scope, grant.expires_at):
+        refused = f"{scope} {request}"
+        if grant is not None and self.refusals.repeated(grant.token, refused, grant.expires_at):
             return Denied(message, {"name": access.name}, challenge=challenge)
         return Unauthenticated(message, challenge=challenge)
 
-    def token_expired(self, exc: TokenExpired, access: Access) -> Exception:
-        """A request for ``access`` with an expired registry token: fetch a new one. 401 with
-        ``error="invalid_token"`` and the scope, and 403 if the same token comes back (the ORAS
-        Python SDK sends it once more and fetches a new one only after a 403)."""
+    def token_expired(self, exc: TokenExpired, access: Access, request: str) -> Exception:
+        """``request`` for ``access`` with an expired registry token: fetch a new one. 401 with
+        ``error="invalid_token"`` and the scope, and 403 if the same token comes back with the
+        same request (the ORAS Python SDK sends it once more and fetches a new one only after
+        a 403)."""
         challenge = self.challenge(access, "invalid_token")
-        if self.refusals.repeated(exc.token, "", time.time() + _REMEMBER_EXPIRED):
+        if self.refusals.repeated(exc.token, request, time.time() + _REMEMBER_EXPIRED):
             return Denied(exc.message, {"name": access.name}, challenge=challenge)
         return Unauthenticated(exc.message, challenge=challenge)
 
@@ -338,7 +341,9 @@ class AccessService:
             return False
         return self._allows(principal, await self.role(principal, package), Action.PULL, name)
 
-    async def may_mount_from(self, principal: Principal, source: str, target: Access) -> bool:
+    async def may_mount_from(
+        self, principal: Principal, source: str, target: Access, request: str = ""
+    ) -> bool:
         """Whether a cross-repository mount into ``target`` may read blobs of ``source``.
 
         False (the caller uploads instead) when the caller can't read ``source``, exactly as
@@ -353,7 +358,8 @@ class AccessService:
             return False
         pull = frozenset({Action.PULL})
         if not self._grant_covers(principal, source, pull):
-            raise self._insufficient_scope(principal, target, Access("repository", source, pull))
+            also = Access("repository", source, pull)
+            raise self._insufficient_scope(principal, target, request, also)
         return True
 
 

@@ -70,17 +70,24 @@ async def principal(request: Request) -> Principal:
     return known
 
 
+def request_line(request: Request) -> str:
+    """Method, path and query: what a client sends again when it repeats a request."""
+    query = request.url.query
+    return f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
+
+
 def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Response]]) -> Handler:
     """Declare: this route acts on repository ``{name}``; the HTTP method names the action."""
 
     async def guarded(request: Request) -> Response:
         name = parse_name(request.path_params["name"])
         access = Access.repository(name, request.method)
+        attempt = request_line(request)
         try:
             who = await principal(request)
         except TokenExpired as exc:
-            raise access_service(request).token_expired(exc, access) from None
-        await access_service(request).authorize(who, access)
+            raise access_service(request).token_expired(exc, access, attempt) from None
+        await access_service(request).authorize(who, access, attempt)
         return await handler(request, name)
 
     guarded.__doc__ = handler.__doc__
@@ -184,7 +191,10 @@ async def upload_start(request: Request, name: RepositoryName) -> Response:
         digest = parse_digest(mount)
         source_name = parse_name(source)
         readable = await access_service(request).may_mount_from(
-            await principal(request), source_name, Access.repository(name, request.method)
+            await principal(request),
+            source_name,
+            Access.repository(name, request.method),
+            request_line(request),
         )
         # A source the caller can't read falls back to an upload session, like a missing blob.
         mounted = readable and await reg.blobs.mount(name, digest, source_name)
