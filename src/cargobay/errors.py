@@ -129,6 +129,15 @@ class Unauthenticated(CargobayError):
         self.challenge = challenge
 
 
+class TokenExpired(Unauthenticated):
+    """the registry token has expired"""
+
+    def __init__(self, message: str = "", *, token: str, challenge: str = "") -> None:
+        super().__init__(message, challenge=challenge)
+        #: The expired token's id (its ``jti``): a genuine token, only too old.
+        self.token = token
+
+
 class Denied(CargobayError):
     """requested access to the resource is denied"""
 

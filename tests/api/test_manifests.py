@@ -432,6 +432,56 @@ def test_invalid_tag_is_tag_invalid(api: Registry, repo: str, tag: str) -> None:
     assert_manifest_unknown(api, repo, digest_of(body))
 
 
+#: References that are no valid tag and no valid digest: no manifest can have them.
+INVALID_REFERENCES = [
+    ".INVALID_MANIFEST_NAME",
+    "-bad",
+    "a" * 129,
+    "bad!tag",
+    "sha256:abc",
+    "sha256:" + "Z" * 64,
+    "sha512:" + "0" * 64,
+    "md5:" + "0" * 32,
+]
+
+
+@pytest.mark.parametrize("reference", INVALID_REFERENCES, ids=lambda r: r[:14])
+def test_get_and_head_of_an_invalid_reference_are_404(
+    api: Registry, repo: str, reference: str
+) -> None:
+    """spec.md "Pulling manifests": a manifest that is not in the repository is 404; a
+    reference that cannot name a manifest is just that (the conformance suites GET and HEAD
+    ``.INVALID_MANIFEST_NAME``)."""
+    api.push_image(repo, "latest")
+    assert_error(api.get_manifest(repo, reference), 404, "MANIFEST_UNKNOWN")
+    head = api.http.head(f"/v2/{repo}/manifests/{reference}")
+    assert head.status_code == 404 and head.content == b"", describe(head)
+
+
+def test_invalid_reference_in_an_unknown_repository_is_name_unknown(
+    api: Registry, repo: str
+) -> None:
+    resp = api.get_manifest(repo, ".INVALID_MANIFEST_NAME")
+    assert_error(resp, 404, "NAME_UNKNOWN", "MANIFEST_UNKNOWN")
+    head = api.http.head(f"/v2/{repo}/manifests/.INVALID_MANIFEST_NAME")
+    assert head.status_code == 404, describe(head)
+
+
+@pytest.mark.cargobay_only("reference routes invalid tags to a plain 404")
+def test_push_under_an_invalid_tag_is_still_refused(api: Registry, repo: str) -> None:
+    """Only reads treat an invalid reference as unknown: a PUT is refused (400) and changes
+    nothing, and the GET after it is 404."""
+    body = prepare(api, repo, OCI_MANIFEST)
+    assert_error(
+        api.put_manifest(repo, ".INVALID_MANIFEST_NAME", body, OCI_MANIFEST),
+        400,
+        "TAG_INVALID",
+        "MANIFEST_INVALID",
+    )
+    assert_manifest_unknown(api, repo, ".INVALID_MANIFEST_NAME")
+    assert_manifest_unknown(api, repo, digest_of(body))
+
+
 @pytest.mark.parametrize("tag", ["a" * 128, "_under", "UPPER.case-1_x", "0", "v1.2.3-rc.1"])
 def test_valid_tags_are_accepted(api: Registry, repo: str, tag: str) -> None:
     body = prepare(api, repo, OCI_MANIFEST)

@@ -162,6 +162,48 @@ def test_unknown_subject_is_an_empty_index(api: Registry, repo: str) -> None:
     assert resp.json()["manifests"] == []
 
 
+EMPTY_INDEX = {"schemaVersion": 2, "mediaType": OCI_INDEX, "manifests": []}
+
+
+def assert_empty_index(api: Registry, repo: str, digest: str) -> None:
+    """spec.md "Listing Referrers": a subject without referrers is 200 with an empty index
+    (``Content-Type: application/vnd.oci.image.index.v1+json``), never 404."""
+    resp = referrers(api, repo, digest)
+    assert resp.json() == EMPTY_INDEX, describe(resp)
+
+
+def test_subject_that_is_no_manifest_anywhere(api: Registry, repo: str) -> None:
+    api.push_image(repo, "latest")
+    assert_empty_index(api, repo, random_digest())
+
+
+def test_subject_in_a_repository_with_blobs_only(api: Registry, repo: str) -> None:
+    data = os.urandom(100)
+    api.push_blob(repo, data)
+    assert_empty_index(api, repo, digest_of(data))  # a blob is not a manifest
+    assert_empty_index(api, repo, random_digest())
+
+
+def test_sha512_subject_without_referrers(api: Registry, repo: str) -> None:
+    api.push_image(repo, "latest")
+    assert_empty_index(api, repo, digest_of(os.urandom(16), "sha512"))
+
+
+def test_subject_whose_referrers_were_all_deleted(api: Registry, repo: str) -> None:
+    subject = subject_of(api, repo)
+    digests = [push_artifact(api, repo, subject, artifact_type=SBOM)[0] for _ in range(2)]
+    for digest in digests:
+        assert api.http.delete(f"/v2/{repo}/manifests/{digest}").status_code == 202
+    assert_empty_index(api, repo, subject["digest"])
+    assert api.http.delete(f"/v2/{repo}/manifests/{subject['digest']}").status_code == 202
+    assert_empty_index(api, repo, subject["digest"])
+
+
+def test_referrers_in_an_unknown_repository_are_name_unknown(api: Registry, repo: str) -> None:
+    resp = api.http.get(f"/v2/{repo}/referrers/{random_digest()}")
+    assert_error(resp, 404, "NAME_UNKNOWN")
+
+
 def test_subject_need_not_exist(api: Registry, repo: str) -> None:
     missing = {"mediaType": OCI_MANIFEST, "digest": random_digest(), "size": 1234}
     digest, _, resp = push_artifact(api, repo, missing, artifact_type=SBOM)

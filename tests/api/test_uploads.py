@@ -478,6 +478,31 @@ def test_mount_does_not_leak_blobs_from_unrelated_repositories(
     assert not api.blob_exists(repo, digest)
 
 
+@pytest.mark.parametrize("where", ["readable-repository", "this-repository", "nowhere"])
+def test_mount_without_from_starts_an_upload_session(
+    api: Registry, repo: str, other_repo: str, where: str
+) -> None:
+    """spec.md "Mounting a blob from another repository": without ``from`` a registry may look
+    for the blob itself, or start an upload session. cargobay always starts one (202), so the
+    answer never depends on where else the blob exists; the session then works as usual."""
+    data = os.urandom(1500)
+    digest = digest_of(data)
+    if where == "readable-repository":
+        api.push_blob(other_repo, data)
+    elif where == "this-repository":
+        api.push_blob(repo, data)
+    resp = api.http.post(f"/v2/{repo}/blobs/uploads/", params={"mount": digest})
+    assert resp.status_code == 202, describe(resp)
+    uuid = resp.headers["docker-upload-uuid"]
+    assert api.path_of(resp.headers["location"]) == f"/v2/{repo}/blobs/uploads/{uuid}"
+    assert api.blob_exists(repo, digest) == (where == "this-repository")
+    done = api.request(
+        "PUT", api.with_params(resp.headers["location"], digest=digest), content=data
+    )
+    assert_created(api, done, repo, digest)
+    assert_blob(api, repo, digest, data)
+
+
 # -- sha512 ------------------------------------------------------------------------------------
 
 

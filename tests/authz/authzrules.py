@@ -303,9 +303,24 @@ def expected_catalog(actor: Actor) -> set[str] | None:
 
 
 def expected_token_actions(actor: Actor, visibility: str) -> set[str]:
-    """What a registry token asked for ``pull,push,delete`` on the package grants."""
+    """What a registry token asked for ``pull,push,delete`` on the matrix package grants.
+
+    The intersection of what was asked and what the actor may do; a package the actor cannot
+    see grants what a missing one would (see :func:`expected_token_actions_when_missing`), so
+    ``/token`` never tells a taken name from a free one."""
+    if actor.kind is not Kind.REJECTED and role(actor, visibility) < Role.READ:
+        return expected_token_actions_when_missing(actor, MATRIX_PACKAGE.namespace)
     wanted = {"pull": "pull", "push": "push", "delete": "delete"}
     return {granted for action, granted in wanted.items() if allowed(actor, visibility, action)}
+
+
+def expected_token_actions_when_missing(actor: Actor, namespace: str) -> set[str]:
+    """What a registry token asked for ``pull,push,delete`` on a package that does not exist
+    yet grants: what the actor will have once its push created it (its creator is its admin),
+    as far as its scopes allow; nothing where it may not create packages."""
+    if not may_create(actor, namespace):
+        return set()
+    return {action for action in ("pull", "push", "delete") if scope_allows(actor, action)}
 
 
 # -- creating packages --------------------------------------------------------------------------

@@ -60,6 +60,7 @@ from authzrules import (
     expected_catalog,
     expected_create,
     expected_token_actions,
+    expected_token_actions_when_missing,
     new_package_visibility,
     scope_allows,
 )
@@ -792,6 +793,40 @@ def test_workflow_created_package_inherits_repository_access(world: World) -> No
     assert pushed.status_code == 201, describe(pushed)
     hidden = get_manifest(world.clients["wf-tools"], name, "v1")
     assert Outcome(hidden.status_code, error_code(hidden)) == NAME_UNKNOWN, describe(hidden)
+
+
+@pytest.mark.parametrize(
+    ("actor", "namespace"),
+    [pytest.param(a, ns, id=f"{a.id}-{ns}") for a in CREATORS for ns in NAMESPACES],
+)
+def test_token_for_a_package_that_does_not_exist_yet(
+    world: World, actor: Actor, namespace: str
+) -> None:
+    """Where the actor may create packages, a token asked for before the first push grants
+    what the actor will have once the push created the package; elsewhere nothing (the same
+    as for a package the actor cannot see). Nothing is created by asking."""
+    if namespace in world.skipped_orgs:
+        pytest.skip(world.skipped_orgs[namespace])
+    name = f"{namespace}/not-yet-{actor.id}"
+    resp = registry_token(world.clients[actor.id], world.service, f"repository:{name}:*")
+    if actor.kind is Kind.REJECTED:
+        assert Outcome(resp.status_code, error_code(resp)) == UNAUTHORIZED, describe(resp)
+        return
+    token = token_of(resp)
+    want = expected_token_actions_when_missing(actor, namespace)
+    assert granted_actions(token, name) == want, (
+        f"{actor.id}: the token grants {claims_of(token).get('access')}, expected {want}"
+    )
+    after = world.clients["site-admin"].get(f"/v2/{name}/tags/list")
+    assert Outcome(after.status_code, error_code(after)) == NAME_UNKNOWN, describe(after)
+    if "push" not in want:
+        return
+    # The token works once the package exists: push with it, then pull with it.
+    with client(world.url, bearer(token)) as http:
+        pushed, _, manifest = push_image(http, name, "v1", uuid.uuid4().hex)
+        assert pushed.status_code == 201, describe(pushed)
+        pulled = get_manifest(http, name, "v1")
+        assert pulled.status_code == 200 and pulled.content == manifest, describe(pulled)
 
 
 # -- operator CLI rules -------------------------------------------------------------------------

@@ -122,6 +122,47 @@ def test_push_and_pull_artifact(
     assert r.content == payload
 
 
+def test_one_client_across_actions_and_repositories(
+    oras_client: oras.client.OrasClient, registry, repo: str, tmp_path: Path, http: httpx.Client
+) -> None:
+    """The SDK keeps one registry token for everything it does. Pulling first gets a token for
+    ``pull`` on one repository; pushing there, pushing to another repository and pulling from
+    the first again each need a wider or another token, which the SDK only fetches after a 403
+    (it sends a refused token once more first): every step must still work."""
+    other = f"{repo}-other"
+    payload = random_bytes(1500)
+    seeder = oras.client.OrasClient(hostname=registry.address, insecure=True)
+    if registry.auth is not None:
+        seeder.login(
+            username=registry.auth[0],
+            password=registry.auth[1],
+            hostname=registry.address,
+            config_path=str(tmp_path / "seeder.json"),
+        )
+    target = f"{registry.address}/{repo}:v1"
+    push_artifact(seeder, target, tmp_path, config_type=ARTIFACT_TYPE, payload=payload)
+    files = oras_client.pull(target=f"{registry.address}/{repo}:v1", outdir=str(tmp_path / "a"))
+    assert Path(files[0]).read_bytes() == payload
+    push_artifact(
+        oras_client,
+        f"{registry.address}/{repo}:v2",
+        tmp_path,
+        config_type=ARTIFACT_TYPE,
+        payload=random_bytes(900),
+    )
+    push_artifact(
+        oras_client,
+        f"{registry.address}/{other}:v1",
+        tmp_path,
+        config_type=ARTIFACT_TYPE,
+        payload=random_bytes(800),
+    )
+    files = oras_client.pull(target=f"{registry.address}/{repo}:v1", outdir=str(tmp_path / "b"))
+    assert Path(files[0]).read_bytes() == payload
+    assert sorted(http.get(f"/v2/{repo}/tags/list").json()["tags"]) == ["v1", "v2"]
+    assert http.get(f"/v2/{other}/tags/list").json()["tags"] == ["v1"]
+
+
 def test_referrers(
     oras_client: oras.client.OrasClient,
     registry,

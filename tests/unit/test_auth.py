@@ -13,6 +13,7 @@ from cargobay.auth.passwords import hash_password, verify_password
 from cargobay.auth.policy import Role, Scope, parse_scopes, scope_allows, visibility_role
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import GrantedAccess, RegistryTokens, load_or_create_key
+from cargobay.auth.scope_refusals import ScopeRefusals
 from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
 from cargobay.errors import Unauthenticated
 
@@ -164,3 +165,22 @@ def test_racing_processes_all_load_the_same_whole_key(tmp_path: Path) -> None:
         os.close(read)
         assert len(keys) == 6 and len(set(keys)) == 1 and len(keys[0]) == 64
         assert load_or_create_key(path).hex() == keys[0]
+
+
+def test_a_token_is_told_twice_only_when_it_comes_back_for_the_same_scope() -> None:
+    refusals = ScopeRefusals(limit=3)
+    later = time.time() + 60
+    assert not refusals.repeated("t1", "repository:a:pull,push", later)
+    assert refusals.repeated("t1", "repository:a:pull,push", later)
+    assert not refusals.repeated("t1", "repository:b:pull,push", later)  # another scope
+    assert not refusals.repeated("t2", "repository:a:pull,push", later)  # another token
+    # full: expired entries go first, then everything; never more than the limit
+    assert not refusals.repeated("t3", "s", time.time() - 1)
+    assert not refusals.repeated("t3", "s", later)
+    assert len(refusals._refused) <= 3
+
+
+def test_the_claims_name_the_token(tokens: RegistryTokens) -> None:
+    first, _, _ = tokens.issue("octo", [], 1)
+    second, _, _ = tokens.issue("octo", [], 1)
+    assert tokens.verify(first).token and tokens.verify(first).token != tokens.verify(second).token

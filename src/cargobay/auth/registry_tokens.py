@@ -18,7 +18,7 @@ from typing import Any
 
 import jwt
 
-from cargobay.errors import Unauthenticated
+from cargobay.errors import TokenExpired, Unauthenticated
 
 ISSUER = "cargobay"
 _CACHE_LIMIT = 10_000
@@ -70,6 +70,8 @@ class RegistryClaims:
     access: tuple[GrantedAccess, ...]
     token_id: int | None
     expires_at: float
+    #: The token's own id (``jti``): tells one token from another of the same subject.
+    token: str = ""
 
     def mentions(self, type_: str, name: str) -> bool:
         """Whether the token was issued for this resource at all (even with no actions)."""
@@ -112,6 +114,16 @@ class RegistryTokens:
         token = jwt.encode(claims, self.key, algorithm="HS256", headers={"kid": self.kid})
         return token, now, self.ttl
 
+    def _id_of(self, token: str) -> str:
+        """The ``jti`` of a token whose signature was already checked (expired tokens too)."""
+        claims = jwt.decode(
+            token,
+            self.key,
+            algorithms=["HS256"],
+            options={"verify_exp": False, "verify_aud": False},
+        )
+        return str(claims.get("jti") or token[-43:])
+
     def verify(self, token: str) -> RegistryClaims:
         """The claims of a valid token. Raises Unauthenticated for anything else."""
         cached = self._verified.get(token)
@@ -141,11 +153,14 @@ class RegistryTokens:
                 access=access,
                 token_id=int(token_id) if token_id is not None else None,
                 expires_at=float(claims["exp"]),
+                token=str(claims.get("jti") or token[-43:]),
             )
         except Unauthenticated:
             raise
         except jwt.ExpiredSignatureError:
-            raise Unauthenticated("the registry token has expired; request a new one") from None
+            raise TokenExpired(
+                "the registry token has expired; request a new one", token=self._id_of(token)
+            ) from None
         except (jwt.PyJWTError, KeyError, TypeError, ValueError):
             raise Unauthenticated("Bad credentials: not a valid token") from None
         if len(self._verified) >= _CACHE_LIMIT:

@@ -12,7 +12,6 @@ import binascii
 import functools
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from cargobay.auth.access import Access, Action
@@ -20,19 +19,19 @@ from cargobay.auth.policy import (
     ACTION_ROLE,
     Role,
     Scope,
-    Visibility,
     parse_scopes,
     scope_allows,
     visibility_role,
 )
 from cargobay.auth.principal import ANONYMOUS, Kind, Principal
 from cargobay.auth.ratelimit import FailureLimiter
-from cargobay.auth.registry_tokens import GrantedAccess, RegistryClaims, RegistryTokens
+from cargobay.auth.registry_tokens import RegistryClaims, RegistryTokens
+from cargobay.auth.scope_refusals import ScopeRefusals
 from cargobay.auth.secrets import TokenKind, hash_token, same_secret, token_kind
 from cargobay.errors import (
     Denied,
-    NameInvalid,
     NameUnknown,
+    TokenExpired,
     TooManyRequests,
     Unauthenticated,
 )
@@ -43,18 +42,11 @@ from cargobay.metadata.base import (
     TokenRecord,
     TokenStore,
 )
-from cargobay.oci.names import parse_name
+from cargobay.services.package_creation import PackageCreation
 
 _TOUCH_EVERY = 60.0
-#: Scopes honoured in one token request.
-_MAX_SCOPES = 100
-
-
-@dataclass(frozen=True, slots=True)
-class IssuedToken:
-    token: str
-    expires_in: int
-    issued_at: str
+#: How long an expired registry token's refusal is remembered (for its client's repeat).
+_REMEMBER_EXPIRED = 300.0
 
 
 class AccessService:
@@ -75,14 +67,19 @@ class AccessService:
         self.realm = realm
         self.service = registry_tokens.service
         self.limiter = limiter
+        self.refusals = ScopeRefusals()
+        self.creation = PackageCreation(accounts, packages)
         self._touched: dict[int, float] = {}
 
     # -- authentication ---------------------------------------------------------------------
 
-    def challenge(self, access: Access | None, error: str | None = None) -> str:
+    def challenge(
+        self, access: Access | None, error: str | None = None, *, also: Access | None = None
+    ) -> str:
         value = f'Bearer realm="{self.realm}",service="{self.service}"'
-        if access is not None and access.type == "repository":
-            value += f',scope="{access.scope}"'
+        scopes = [a.scope for a in (access, also) if a is not None and a.type == "repository"]
+        if scopes:
+            value += f',scope="{" ".join(scopes)}"'
         if error:
             value += f',error="{error}"'
         return value
@@ -170,7 +167,12 @@ class AccessService:
         )
 
     async def _from_registry_token(self, token: str) -> Principal:
-        claims = self.registry_tokens.verify(token)
+        try:
+            claims = self.registry_tokens.verify(token)
+        except Unauthenticated as exc:
+            # RFC 6750 §3.1: a bad or expired token is "invalid_token"; clients fetch another.
+            exc.challenge = self.challenge(None, "invalid_token")
+            raise
         if claims.token_id is None:
             return Principal(registry_grant=claims)
         record = await self.tokens.by_id(claims.token_id)
@@ -237,39 +239,33 @@ class AccessService:
 
     async def can_create(self, principal: Principal, name: str) -> bool:
         """Whether a push may create the package ``name`` (namespace rules)."""
-        if not scope_allows(principal.scopes, Action.PUSH):
-            return False
-        namespace = await self.accounts.by_login(name.split("/", 1)[0])
-        if namespace is None:
-            return False
-        if principal.kind is Kind.USER and principal.user_id is not None:
-            if principal.site_admin or namespace.id == principal.user_id:
-                return True
-            return (
-                namespace.is_org
-                and bool(namespace.package_visibilities)
-                and await self.accounts.org_role(namespace.id, principal.user_id) is not None
-            )
-        if principal.kind is Kind.WORKFLOW and principal.workflow_permission == "write":
-            assert principal.workflow_repository_id is not None
-            source = await self.accounts.source_repository(principal.workflow_repository_id)
-            return source is not None and source.owner_id == namespace.id
-        return False
+        return await self.creation.allowed(principal, name)
 
     async def allowed_actions(
         self, principal: Principal, name: str, wanted: Iterable[Action]
     ) -> frozenset[Action]:
-        """The subset of ``wanted`` the principal may do on ``name`` (for ``/token``)."""
-        package = await self.packages.get(name)
-        if package is None:
-            creatable = Action.PUSH in wanted and await self.can_create(principal, name)
-            return frozenset(a for a in wanted if a in (Action.PUSH, Action.PULL) and creatable)
-        role = await self.role(principal, package)
-        return frozenset(a for a in wanted if self._allows(principal, role, a, name))
+        """The subset of ``wanted`` the principal may do on ``name`` (for ``/token``).
 
-    async def authorize(self, principal: Principal, access: Access) -> None:
+        A package the caller may not see, or one that does not exist yet, grants what the
+        caller would have as its creator (pull, push and delete, as far as the caller's scopes
+        allow) if the caller may create packages there, else nothing. So a token asked for
+        before the first push keeps working after it, and the answer is the same whether the
+        name is free or taken by a package the caller can't see. The grant only caps the
+        caller's role, which every request checks again: it never lets anyone do more.
+        """
+        package = await self.packages.get(name)
+        if package is not None:
+            role = await self.role(principal, package)
+            if role >= Role.READ:
+                return frozenset(a for a in wanted if self._allows(principal, role, a, name))
+        if await self.can_create(principal, name):
+            return frozenset(a for a in wanted if scope_allows(principal.scopes, a))
+        return frozenset()
+
+    async def authorize(self, principal: Principal, access: Access, request: str = "") -> None:
         """Allow, or raise Unauthenticated (401), NameUnknown (404, the package is invisible to
-        the caller) or Denied (403). A push that may create a package creates it."""
+        the caller) or Denied (403). A push that may create a package creates it. ``request``
+        (method and path) tells a client's repeat of a refused request from another one."""
         if access.type != "repository":
             return
         name = access.name
@@ -277,32 +273,47 @@ class AccessService:
         if package is None:
             if Action.PUSH in access.actions and await self.can_create(principal, name):
                 if not self._grant_covers(principal, name, access.actions):
-                    raise self._insufficient_scope(principal, access)
-                await self._create(principal, name)
+                    raise self._insufficient_scope(principal, access, request)
+                await self.creation.create(principal, name)
                 return
             raise self._refusal(principal, access, can_read=False)
         role = await self.role(principal, package)
         if all(self._role_allows(principal, role, action) for action in access.actions):
             if self._grant_covers(principal, name, access.actions):
                 return
-            raise self._insufficient_scope(principal, access)
+            raise self._insufficient_scope(principal, access, request)
         can_read = self._allows(principal, role, Action.PULL, name)
         raise self._refusal(principal, access, can_read=can_read)
 
-    def _insufficient_scope(self, principal: Principal, access: Access) -> Exception:
+    def _insufficient_scope(
+        self, principal: Principal, access: Access, request: str, also: Access | None = None
+    ) -> Exception:
         """The caller may do this, but its registry token doesn't say so: ask for a new one.
-        RFC 6750 §3.1: 403 with ``error="insufficient_scope"`` (clients such as the ORAS SDK
-        fetch a new token only after a 403); anonymous callers get 401 to sign in."""
-        challenge = self.challenge(access, "insufficient_scope")
+
+        The challenge carries ``error="insufficient_scope"`` and the scope to ask for. The
+        first time a token is refused a scope the answer is 401 (Docker, containerd,
+        containers/image, Distribution's client and the conformance suite fetch a new token
+        after a 401, and only then); the same token sent again with the same request gets 403
+        (the ORAS Python SDK sends the refused token once more, and fetches a new one only
+        after a 403). See ``docs/permissions.md``."""
+        challenge = self.challenge(access, "insufficient_scope", also=also)
         grant = principal.registry_grant
-        if principal.anonymous or (grant and not grant.mentions("repository", access.name)):
-            # A token issued for another repository: sign in anew (401).
-            return Unauthenticated("authentication required", challenge=challenge)
-        return Denied(
-            "the registry token does not grant this access; request a token with this scope",
-            {"name": access.name},
-            challenge=challenge,
-        )
+        scope = " ".join(a.scope for a in (access, also) if a is not None)
+        message = "the registry token does not grant this access; request a token with this scope"
+        refused = f"{scope} {request}"
+        if grant is not None and self.refusals.repeated(grant.token, refused, grant.expires_at):
+            return Denied(message, {"name": access.name}, challenge=challenge)
+        return Unauthenticated(message, challenge=challenge)
+
+    def token_expired(self, exc: TokenExpired, access: Access, request: str) -> Exception:
+        """``request`` for ``access`` with an expired registry token: fetch a new one. 401 with
+        ``error="invalid_token"`` and the scope, and 403 if the same token comes back with the
+        same request (the ORAS Python SDK sends it once more and fetches a new one only after
+        a 403)."""
+        challenge = self.challenge(access, "invalid_token")
+        if self.refusals.repeated(exc.token, request, time.time() + _REMEMBER_EXPIRED):
+            return Denied(exc.message, {"name": access.name}, challenge=challenge)
+        return Unauthenticated(exc.message, challenge=challenge)
 
     def _grant_covers(self, principal: Principal, name: str, actions: frozenset[Action]) -> bool:
         grant = principal.registry_grant
@@ -323,57 +334,33 @@ class AccessService:
             return NameUnknown(detail={"name": access.name})
         return Denied("requested access to the resource is denied", {"name": access.name})
 
-    async def _create(self, principal: Principal, name: str) -> None:
-        namespace = await self.accounts.by_login(name.split("/", 1)[0])
-        assert namespace is not None
-        allowed = namespace.package_visibilities if namespace.is_org else frozenset()
-        visibility = Visibility.PRIVATE.value
-        for candidate in ("private", "internal", "public"):
-            if not allowed or candidate in allowed:
-                visibility = candidate
-                break
-        workflow_repository = principal.workflow_repository_id
-        await self.packages.create(
-            name,
-            owner_id=namespace.id,
-            visibility=visibility,
-            # Inheriting starts when a source repository is linked on the first publish
-            # (see PackageService.published), or when an admin turns it on.
-            inherit_access=workflow_repository is not None,
-            source_repository_id=workflow_repository,
-            published_by_repository_id=workflow_repository,
-            admin_user_id=principal.user_id,
-        )
-
     async def can_read(self, principal: Principal, name: str) -> bool:
-        return Action.PULL in await self.allowed_actions(principal, name, {Action.PULL})
+        """Whether the caller may pull from ``name`` now (role, scopes and registry token)."""
+        package = await self.packages.get(name)
+        if package is None:
+            return False
+        return self._allows(principal, await self.role(principal, package), Action.PULL, name)
 
-    # -- the token service ----------------------------------------------------------------------
+    async def may_mount_from(
+        self, principal: Principal, source: str, target: Access, request: str = ""
+    ) -> bool:
+        """Whether a cross-repository mount into ``target`` may read blobs of ``source``.
 
-    async def issue_registry_token(
-        self, principal: Principal, scopes: Iterable[str]
-    ) -> IssuedToken:
-        """``/token``: a registry token granting what was asked, as far as it is allowed."""
-        granted: list[GrantedAccess] = []
-        for scope in list(scopes)[:_MAX_SCOPES]:
-            parts = scope.split(":")
-            if len(parts) != 3 or parts[0] != "repository":
-                continue  # unknown resource types and malformed scopes grant nothing
-            try:
-                name = parse_name(parts[1])
-            except NameInvalid:
-                continue
-            wanted = {Action(a) for a in parts[-1].split(",") if a in {x.value for x in Action}}
-            if "*" in parts[-1].split(","):
-                wanted = set(Action)
-            actions = await self.allowed_actions(principal, name, wanted)
-            granted.append(GrantedAccess("repository", name, frozenset(a.value for a in actions)))
-        subject = principal.login if principal.kind is not Kind.ANONYMOUS else ""
-        token, issued_at, expires_in = self.registry_tokens.issue(
-            subject, granted, principal.token_id
-        )
-        issued = datetime.fromtimestamp(issued_at, UTC).isoformat().replace("+00:00", "Z")
-        return IssuedToken(token, expires_in, issued)
+        False (the caller uploads instead) when the caller can't read ``source``, exactly as
+        when it does not exist. When the caller can but its registry token was not issued for
+        it, the token needs widening: Unauthenticated/Denied with a challenge for both scopes.
+        """
+        package = await self.packages.get(source)
+        if package is None:
+            return False
+        role = await self.role(principal, package)
+        if not self._role_allows(principal, role, Action.PULL):
+            return False
+        pull = frozenset({Action.PULL})
+        if not self._grant_covers(principal, source, pull):
+            also = Access("repository", source, pull)
+            raise self._insufficient_scope(principal, target, request, also)
+        return True
 
 
 @functools.lru_cache(maxsize=64)

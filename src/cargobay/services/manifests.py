@@ -11,6 +11,8 @@ from cargobay.errors import (
     ManifestTooLarge,
     ManifestUnknown,
     NameUnknown,
+    TagInvalid,
+    Unsupported,
 )
 from cargobay.metadata.base import (
     Manifest,
@@ -166,7 +168,14 @@ class ManifestService:
         return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
 
     async def get(self, repository: RepositoryName, reference: str) -> Manifest:
-        manifest = await self.manifests.get(repository, parse_reference(reference))
+        """The manifest ``reference`` names. A reference that is no valid tag or digest can't
+        name a manifest: ManifestUnknown, like any other missing one (spec.md "Pulling
+        manifests": 404); only a push refuses it as invalid."""
+        try:
+            ref = parse_reference(reference)
+        except (TagInvalid, DigestInvalid, Unsupported):
+            raise ManifestUnknown(detail={"reference": reference[:300]}) from None
+        manifest = await self.manifests.get(repository, ref)
         if manifest is None:
             raise ManifestUnknown(detail={"reference": reference})
         return manifest

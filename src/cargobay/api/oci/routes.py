@@ -28,6 +28,7 @@ from cargobay.errors import (
     ManifestUnknown,
     PaginationInvalid,
     SizeInvalid,
+    TokenExpired,
     Unauthenticated,
 )
 from cargobay.oci import mediatypes as mt
@@ -69,13 +70,24 @@ async def principal(request: Request) -> Principal:
     return known
 
 
+def request_line(request: Request) -> str:
+    """Method, path and query: what a client sends again when it repeats a request."""
+    query = request.url.query
+    return f"{request.method} {request.url.path}" + (f"?{query}" if query else "")
+
+
 def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Response]]) -> Handler:
     """Declare: this route acts on repository ``{name}``; the HTTP method names the action."""
 
     async def guarded(request: Request) -> Response:
         name = parse_name(request.path_params["name"])
-        who = await principal(request)
-        await access_service(request).authorize(who, Access.repository(name, request.method))
+        access = Access.repository(name, request.method)
+        attempt = request_line(request)
+        try:
+            who = await principal(request)
+        except TokenExpired as exc:
+            raise access_service(request).token_expired(exc, access, attempt) from None
+        await access_service(request).authorize(who, access, attempt)
         return await handler(request, name)
 
     guarded.__doc__ = handler.__doc__
@@ -170,14 +182,20 @@ async def blob(request: Request, name: RepositoryName) -> Response:
 @repository_access
 async def upload_start(request: Request, name: RepositoryName) -> Response:
     """spec.md "Pushing blobs": POST starts a session, uploads monolithically (``?digest=``)
-    or mounts a blob from another repository (``?mount=&from=``)."""
+    or mounts a blob from another repository (``?mount=&from=``). A mount without ``from``
+    (automatic content discovery, optional in the spec) always starts an upload session."""
     reg = registry(request)
     params = request.query_params
     mount, source = params.get("mount"), params.get("from")
     if mount and source:
         digest = parse_digest(mount)
         source_name = parse_name(source)
-        readable = await access_service(request).can_read(await principal(request), source_name)
+        readable = await access_service(request).may_mount_from(
+            await principal(request),
+            source_name,
+            Access.repository(name, request.method),
+            request_line(request),
+        )
         # A source the caller can't read falls back to an upload session, like a missing blob.
         mounted = readable and await reg.blobs.mount(name, digest, source_name)
         if mounted:

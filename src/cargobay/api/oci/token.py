@@ -17,6 +17,7 @@ from cargobay.api.oci.body import Body
 from cargobay.auth.principal import ANONYMOUS, Principal
 from cargobay.errors import Unauthenticated, Unsupported
 from cargobay.services.access import AccessService
+from cargobay.services.registry_grants import issue_registry_token
 from cargobay.services.trusted_publishing import (
     ACCESS_TOKEN_TYPE,
     GRANT_TYPE,
@@ -88,7 +89,7 @@ async def token(request: Request) -> Response:
         service = params.get("service")
     if service is not None and service != access.service:
         raise Unauthenticated(f"unknown service {service!r}")
-    issued = await access.issue_registry_token(who, scopes)
+    issued = await issue_registry_token(access, who, scopes)
     return _json(
         {
             "token": issued.token,
