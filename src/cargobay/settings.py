@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -27,9 +27,14 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CARGOBAY_", extra="forbid")
 
+    #: Address to listen on; a wildcard (``0.0.0.0``, ``::``) needs ``base_url``.
     host: str = "127.0.0.1"
+    #: Port to listen on.
     port: int = Field(default=5000, ge=0, le=65535)
+    #: Worker processes serving requests.
     workers: int = Field(default=1, ge=1, le=256)
+    #: Where the state lives: the SQLite database, blobs (filesystem store), the token key.
+    #: A relative path is taken from the current directory.
     data_dir: Path = Path("./cargobay-data")
 
     #: ``sqlite`` (a file in ``data_dir``) or a SQLAlchemy URL.
@@ -93,6 +98,16 @@ class Settings(BaseSettings):
     #: How often download counts gathered in memory are written, in seconds.
     download_flush_interval: float = Field(default=2.0, gt=0)
 
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://registry.example.com"
+            )
+        return value
+
     @classmethod
     def settings_customise_sources(
         cls,
@@ -128,5 +143,8 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``$CARGOBAY_CONFIG``; ``overrides`` win (CLI flags)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and ``$CARGOBAY_CONFIG``; ``overrides`` win (CLI flags).
+    Raises :class:`cargobay.configuration.ConfigError` on a mistake."""
+    from cargobay.configuration import resolve
+
+    return resolve(overrides).settings

@@ -1,23 +1,48 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
 ``serve``/``migrate`` run the registry (:mod:`.serving`); the operator groups (``user``, ``org``,
-``team``, ``repo``, ``token``, ``package``) act on the configured database through the services
-(:mod:`.common` resolves settings and runs a use case).
+``team``, ``repo``, ``token``, ``package``) act on the configured registry through the services
+(:mod:`.common` resolves settings exactly as ``serve`` does and runs a use case); ``config``
+shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake ends with
+one line on stderr and a non-zero exit (2 for configuration).
 """
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
-from cargobay.cli import orgs, packages, repos, serving, teams, tokens, users
+from cargobay.cli import config, orgs, packages, repos, serving, systemd, teams, tokens, users
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        typer.echo(f"cargobay {version('cargobay')}")
+        raise typer.Exit()
+
+
+@cli.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option("--version", callback=_version, is_eager=True, help="Print the version."),
+    ] = False,
+) -> None:
+    """cargobay: a self-hosted OCI container registry."""
+
+
 cli.command()(serving.migrate)
 cli.command()(serving.serve)
+cli.command("systemd-unit")(systemd.systemd_unit)
 for _name, _group in (
     ("user", users.user_cli),
     ("org", orgs.org_cli),
@@ -25,6 +50,7 @@ for _name, _group in (
     ("repo", repos.repo_cli),
     ("token", tokens.token_cli),
     ("package", packages.package_cli),
+    ("config", config.config_cli),
 ):
     cli.add_typer(_group, name=_name)
 
