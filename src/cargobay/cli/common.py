@@ -67,14 +67,18 @@ def prepare_data_dir(resolved: Resolved, *, create: bool) -> Path:
     writable; a mistake ends the command with one line and exit 2."""
     path = resolved.settings.data_dir
     where = _data_dir_source(resolved)
-    if path.exists() and not path.is_dir():
-        fail(f"data directory {path} is not a directory{where}", EXIT_CONFIG)
-    if not path.exists():
+    try:
+        exists = path.exists()
+        if exists and not path.is_dir():
+            fail(f"data directory {path} is not a directory{where}", EXIT_CONFIG)
+        parent = path.absolute().parent
+        if not exists and create and not parent.is_dir():
+            fail(f"data directory {path}: its parent {parent} does not exist{where}", EXIT_CONFIG)
+    except OSError as exc:
+        fail(f"cannot access data directory {path}: {exc.strerror}{where}", EXIT_CONFIG)
+    if not exists:
         if not create:
             return path
-        parent = path.absolute().parent
-        if not parent.is_dir():
-            fail(f"data directory {path}: its parent {parent} does not exist{where}", EXIT_CONFIG)
         try:
             path.mkdir()
         except FileExistsError:
