@@ -63,7 +63,7 @@ def field_comments(source: str | None = None) -> dict[str, str]:
             group = " ".join(pending) if pending else group
             comments[field.group(1)] = group or ""
             pending = []
-        elif (not stripped or not line.startswith(" " * 8)) and not stripped.startswith("#"):
+        elif not stripped or not (line.startswith(" " * 8) or stripped.startswith(("#", ")"))):
             pending, group = [], None
     return comments
 

@@ -46,7 +46,7 @@ StateDirectory={state_directory}
 StateDirectoryMode=0750
 ReadWritePaths={data_dir}
 ProtectSystem=strict
-ProtectHome=yes
+ProtectHome={protect_home}
 PrivateTmp=yes
 PrivateDevices=yes
 NoNewPrivileges=yes
@@ -87,6 +87,8 @@ def render_unit(
         environment_file=environment_file,
         exec_serve=shlex.join(serve),
         stop_timeout=STOP_TIMEOUT_SECONDS,
+        # An installation under /home or /root must stay readable to start at all.
+        protect_home="read-only" if command[0].startswith(("/home/", "/root/")) else "yes",
     )
 
 
