@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator
@@ -40,7 +40,7 @@ class Settings(BaseSettings):
     #: ``sqlite`` (a file in ``data_dir``) or a SQLAlchemy URL.
     database_url: str = ""
     #: ``filesystem`` (under ``data_dir``), ``s3`` (the ``s3_*`` settings) or ``memory`` (tests).
-    blob_store: str = "filesystem"
+    blob_store: Literal["filesystem", "s3", "memory"] = "filesystem"
     #: S3 (``blob_store = "s3"``): endpoint of an S3-compatible service (empty: AWS S3), the
     #: bucket (created if missing), its region, credentials (empty: boto3's usual sources) and a
     #: key prefix for everything cargobay stores.

@@ -8,7 +8,7 @@ import inspect
 import re
 import types
 from pathlib import Path
-from typing import Any, Union, get_args, get_origin
+from typing import Any, Literal, Union, get_args, get_origin
 
 from annotated_types import Ge, Gt, Le, Lt, MaxLen, MinLen
 from pydantic.fields import FieldInfo
@@ -69,6 +69,8 @@ def field_comments(source: str | None = None) -> dict[str, str]:
 
 
 def _type_name(annotation: Any) -> str:
+    if get_origin(annotation) is Literal:
+        return _type_name(type(get_args(annotation)[0]))
     if get_origin(annotation) in (Union, types.UnionType):
         return " or ".join(_type_name(arg) for arg in get_args(annotation))
     if annotation is type(None):
@@ -80,6 +82,8 @@ def _type_name(annotation: Any) -> str:
 
 def _allowed(field: FieldInfo) -> str:
     parts: list[str] = []
+    if get_origin(field.annotation) is Literal:
+        parts.append("one of " + ", ".join(f"`{choice}`" for choice in get_args(field.annotation)))
     for rule in field.metadata:
         if isinstance(rule, Ge):
             parts.append(f"≥ {rule.ge}")

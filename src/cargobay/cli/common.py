@@ -5,6 +5,7 @@ operator use case runs against the configured registry."""
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import os
 import tempfile
 from collections.abc import Callable, Coroutine
@@ -42,9 +43,30 @@ def fail(message: str, code: int = EXIT_FAILED) -> NoReturn:
 def resolve_for(**overrides: object) -> Resolved:
     """The effective settings and their sources, or exit 2 with the mistake."""
     try:
-        return resolve(overrides)
+        resolved = resolve(overrides)
     except ConfigError as exc:
         fail(str(exc), EXIT_CONFIG)
+    check_backends(resolved)
+    return resolved
+
+
+def check_backends(resolved: Resolved) -> None:
+    """The optional backends the settings choose must be installed (``cargobay[s3]``,
+    ``cargobay[postgres]``)."""
+    settings = resolved.settings
+    needs = []
+    if settings.blob_store == "s3":
+        needs.append(("blob_store", "boto3", "s3"))
+    if settings.resolved_database_url.startswith(("postgres", "postgresql")):
+        needs.append(("database_url", "psycopg", "postgres"))
+    for setting, module, extra in needs:
+        if importlib.util.find_spec(module) is None:
+            source = resolved.sources.get(setting, "the default")
+            fail(
+                f"{setting} (from {source}) needs {module}, which is not installed:"
+                f" pip install 'cargobay[{extra}]'",
+                EXIT_CONFIG,
+            )
 
 
 def settings_for(**overrides: object) -> Settings:
