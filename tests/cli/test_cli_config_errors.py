@@ -194,3 +194,18 @@ def test_an_operator_command_never_creates_a_registry(tmp_path: Path) -> None:
     ):
         assert cargobay(*command, cwd=elsewhere).returncode == CONFIG
     assert list(elsewhere.iterdir()) == []
+
+
+@pytest.mark.parametrize("command", [["serve"], ["migrate"], ["user", "list"]], ids=" ".join)
+def test_a_database_that_does_not_answer(tmp_path: Path, command: list[str]) -> None:
+    """One line, the password masked (nothing listens on port 9 of the loopback)."""
+    url = "postgresql://cargobay:hunter22@127.0.0.1:9/cargobay"
+    done = cargobay(
+        *command, "--data-dir", tmp_path / "d", env=clean_env(CARGOBAY_DATABASE_URL=url)
+    )
+    message = assert_one_clear_error(
+        done,
+        "cannot reach the metadata database postgresql://cargobay:****@127.0.0.1:9",
+        code=done.returncode,
+    )
+    assert done.returncode != 0 and "hunter22" not in message

@@ -147,7 +147,7 @@ def require_registry(resolved: Resolved) -> None:
             empty = not inspect(engine).has_table("alembic_version")
             outdated = not empty and pending_migrations(engine)
         except Exception as exc:
-            fail(f"cannot reach the metadata database {masked('database_url', url)}: {exc}")
+            fail(unreachable(url, exc))
     finally:
         engine.dispose()
     if empty:
@@ -158,6 +158,12 @@ def require_registry(resolved: Resolved) -> None:
         )
     if outdated:
         fail("the database schema is not up to date; run `cargobay migrate` first", 3)
+
+
+def unreachable(url: str, exc: BaseException) -> str:
+    """One line saying the database at ``url`` (password masked) did not answer, and why."""
+    reason = str(getattr(exc, "orig", None) or exc).strip().splitlines() or [type(exc).__name__]
+    return f"cannot reach the metadata database {masked('database_url', url)}: {reason[0]}"
 
 
 def operate(data_dir: Path | None, action: Callable[[AccountService], Coroutine[Any, Any, T]]) -> T:

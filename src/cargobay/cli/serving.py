@@ -12,7 +12,14 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import EXIT_CONFIG, DataDir, fail, prepare_data_dir, resolve_for
+from cargobay.cli.common import (
+    EXIT_CONFIG,
+    DataDir,
+    fail,
+    prepare_data_dir,
+    resolve_for,
+    unreachable,
+)
 from cargobay.configuration import Resolved
 
 #: Addresses that listen on every interface: no client can use them as the registry's address.
@@ -27,6 +34,8 @@ def migrate(
     ] = False,
 ) -> None:
     """Create or upgrade the metadata database schema."""
+    from sqlalchemy.exc import OperationalError
+
     from cargobay.metadata.engine import make_engine, pending_migrations
     from cargobay.metadata.engine import migrate as run_migrations
 
@@ -39,8 +48,7 @@ def migrate(
         try:
             pending = pending_migrations(engine)
         except Exception as exc:
-            typer.echo(f"cargobay: cannot reach the metadata database: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail(unreachable(settings.resolved_database_url, exc), EXIT_CONFIG)
         if pending:
             typer.echo(
                 "cargobay: the database schema is not up to date; run `cargobay migrate` first"
@@ -49,12 +57,16 @@ def migrate(
             )
             raise typer.Exit(3)
         return
-    run_migrations(engine)
-    with engine.connect() as connection:
-        users = connection.exec_driver_sql(
-            "SELECT COUNT(*) FROM accounts WHERE type = 'User'"
-        ).scalar()
-    engine.dispose()
+    try:
+        run_migrations(engine)
+        with engine.connect() as connection:
+            users = connection.exec_driver_sql(
+                "SELECT COUNT(*) FROM accounts WHERE type = 'User'"
+            ).scalar()
+    except OperationalError as exc:
+        fail(unreachable(settings.resolved_database_url, exc))
+    finally:
+        engine.dispose()
     if not quiet:
         typer.echo("database schema is up to date")
     if not users:
