@@ -123,7 +123,7 @@ def _read_config_file(environ: Mapping[str, str]) -> tuple[dict[str, Any], dict[
 def _key_lines(text: str) -> dict[str, int]:
     lines: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), start=1):
-        match = re.match(r"\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*=", line)
+        match = re.match(r"\s*\[*\s*([A-Za-z0-9_\-]+|\"[^\"]*\")\s*(?:=|\.|\])", line)
         if match:
             lines.setdefault(match.group(1).strip('"'), number)
     return lines

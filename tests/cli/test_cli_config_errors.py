@@ -209,3 +209,10 @@ def test_a_database_that_does_not_answer(tmp_path: Path, command: list[str]) -> 
         code=done.returncode,
     )
     assert done.returncode != 0 and "hunter22" not in message
+
+
+def test_a_toml_table_is_an_unknown_key_on_its_line(tmp_path: Path) -> None:
+    """Settings are top-level keys: ``[s3]`` with ``bucket`` in it is not ``s3_bucket``."""
+    path = toml(tmp_path, 'port = 5000\n\n[s3]\nbucket = "x"\n')
+    done = cargobay("config", "check", path, cwd=tmp_path)
+    assert_one_clear_error(done, f"{path}:3: unknown setting 's3'")
