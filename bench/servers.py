@@ -125,6 +125,12 @@ class Server:
             return
         cli = [str(VENV_PYTHON), "-m", "cargobay"]
         where = ["--data-dir", str(self.data_dir)]
+        # Operator commands act only on an existing registry: create it first (as serve would).
+        migrated = subprocess.run(
+            [*cli, "migrate", "--quiet", *where], capture_output=True, text=True
+        )
+        if migrated.returncode != 0:
+            raise StartError(f"{self.label}: cargobay migrate failed: {migrated.stderr}")
         made = subprocess.run(
             [*cli, "user", "create", "bench", *where], capture_output=True, text=True
         )

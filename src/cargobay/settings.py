@@ -9,7 +9,7 @@ import ipaddress
 import os
 import re
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from pydantic import Field, field_validator, model_validator
@@ -33,15 +33,20 @@ class Settings(BaseSettings):
 
     model_config = SettingsConfigDict(env_prefix="CARGOBAY_", extra="forbid")
 
+    #: Address to listen on; a wildcard (``0.0.0.0``, ``::``) needs ``base_url``.
     host: str = "127.0.0.1"
+    #: Port to listen on.
     port: int = Field(default=5000, ge=0, le=65535)
+    #: Worker processes serving requests.
     workers: int = Field(default=1, ge=1, le=256)
+    #: Where the state lives: the SQLite database, blobs (filesystem store), the token key.
+    #: A relative path is taken from the current directory.
     data_dir: Path = Path("./cargobay-data")
 
     #: ``sqlite`` (a file in ``data_dir``) or a SQLAlchemy URL.
     database_url: str = ""
     #: ``filesystem`` (under ``data_dir``), ``s3`` (the ``s3_*`` settings) or ``memory`` (tests).
-    blob_store: str = "filesystem"
+    blob_store: Literal["filesystem", "s3", "memory"] = "filesystem"
     #: S3 (``blob_store = "s3"``): endpoint of an S3-compatible service (empty: AWS S3), the
     #: bucket (created if missing), its region, credentials (empty: boto3's usual sources) and a
     #: key prefix for everything cargobay stores.
@@ -123,6 +128,16 @@ class Settings(BaseSettings):
     protected_downloads: int = Field(default=5000, ge=0)
     #: How often download counts gathered in memory are written, in seconds.
     download_flush_interval: float = Field(default=2.0, gt=0)
+
+    @field_validator("base_url")
+    @classmethod
+    def _check_base_url(cls, value: str) -> str:
+        parts = urlsplit(value)
+        if value and (parts.scheme not in ("http", "https") or not parts.hostname):
+            raise ValueError(
+                "must be an http:// or https:// URL, e.g. https://registry.example.com"
+            )
+        return value
 
     @classmethod
     def settings_customise_sources(
@@ -230,5 +245,8 @@ def proxy_networks(value: str) -> list[str]:
 
 
 def load_settings(**overrides: Any) -> Settings:
-    """Settings from the environment and ``$CARGOBAY_CONFIG``; ``overrides`` win (CLI flags)."""
-    return Settings(**{k: v for k, v in overrides.items() if v is not None})
+    """Settings from the environment and ``$CARGOBAY_CONFIG``; ``overrides`` win (CLI flags).
+    Raises :class:`cargobay.configuration.ConfigError` on a mistake."""
+    from cargobay.configuration import resolve
+
+    return resolve(overrides).settings

@@ -226,3 +226,22 @@ def test_openapi_documents_the_read_endpoints(world: World) -> None:
         "/users/{username}/packages/{package_type}/{package_name}/versions",
     ):
         assert "get" in paths.get(path, {}), path
+
+
+def test_site_admins_show_as_site_admins(server: Any, world: World) -> None:
+    """``site_admin`` is true for a site administrator, as a user and as a package owner (as on
+    GitHub), and false for everyone else."""
+    setup = Provision().add("user", "create", "sadie", "--admin")
+    tokens = setup.pat("sadie", "sadie", "write:packages").run(server)
+    pusher = Pusher(server.url, tokens["sadie"])
+    try:
+        pusher.image("sadie/thing", "v1")
+    finally:
+        pusher.close()
+    assert world.rest.ok("/users/sadie", world.token)["site_admin"] is True
+    assert world.rest.ok("/user", tokens["sadie"])["site_admin"] is True
+    package = world.rest.ok(package_path("/users/sadie", "thing"), tokens["sadie"])
+    assert package["owner"]["site_admin"] is True
+    assert world.rest.ok("/users/uma", world.token)["site_admin"] is False
+    own = world.rest.ok(package_path("/users/uma", "tool"), world.token)
+    assert own["owner"]["site_admin"] is False

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import socket
 import subprocess
 import sys
@@ -11,8 +12,19 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import (
+    EXIT_CONFIG,
+    DataDir,
+    fail,
+    prepare_data_dir,
+    resolve_for,
+    unreachable,
+)
+from cargobay.configuration import Resolved
 from cargobay.settings import Settings
+
+#: Addresses that listen on every interface: no client can use them as the registry's address.
+WILDCARDS = ("0.0.0.0", "::", "[::]", "")  # noqa: S104 (recognised, not bound)
 
 
 def migrate(
@@ -23,18 +35,21 @@ def migrate(
     ] = False,
 ) -> None:
     """Create or upgrade the metadata database schema."""
+    from sqlalchemy.exc import OperationalError
+
     from cargobay.metadata.engine import make_engine, pending_migrations
     from cargobay.metadata.engine import migrate as run_migrations
 
-    settings = settings_for(data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    resolved = resolve_for(data_dir=data_dir)
+    settings = resolved.settings
+    if settings.resolved_database_url.startswith("sqlite"):
+        prepare_data_dir(resolved, create=True)
     engine = make_engine(settings.resolved_database_url)
     if check:
         try:
             pending = pending_migrations(engine)
         except Exception as exc:
-            typer.echo(f"cargobay: cannot reach the metadata database: {exc}", err=True)
-            raise typer.Exit(2) from None
+            fail(unreachable(settings.resolved_database_url, exc), EXIT_CONFIG)
         if pending:
             typer.echo(
                 "cargobay: the database schema is not up to date; run `cargobay migrate` first"
@@ -43,22 +58,39 @@ def migrate(
             )
             raise typer.Exit(3)
         return
-    run_migrations(engine)
-    with engine.connect() as connection:
-        users = connection.exec_driver_sql(
-            "SELECT COUNT(*) FROM accounts WHERE type = 'User'"
-        ).scalar()
-    engine.dispose()
+    try:
+        run_migrations(engine)
+        with engine.connect() as connection:
+            users = connection.exec_driver_sql(
+                "SELECT COUNT(*) FROM accounts WHERE type = 'User'"
+            ).scalar()
+    except OperationalError as exc:
+        fail(unreachable(settings.resolved_database_url, exc))
+    finally:
+        engine.dispose()
     if not quiet:
         typer.echo("database schema is up to date")
     if not users:
-        data = f" --data-dir {settings.data_dir}"
+        data = f" --data-dir {settings.data_dir.absolute()}"
+        command = command_path()
         typer.echo(
             "cargobay: there are no users yet. Create the first administrator and a token:\n"
-            f"  cargobay user create NAME --admin{data}\n"
-            f"  cargobay token create --user NAME"
+            f"  {command} user create NAME --admin{data}\n"
+            f"  {command} token create --user NAME"
             f" --scopes read:packages,write:packages,delete:packages{data}"
         )
+
+
+def command_path() -> str:
+    """How to run this very ``cargobay``: its bare name when that is what PATH finds, else the
+    full path of the script installed next to this Python (e.g. ``.venv/bin/cargobay``)."""
+    script = Path(sys.executable).parent / "cargobay"
+    if not script.exists():
+        return f"{sys.executable} -m cargobay"
+    found = shutil.which("cargobay")
+    if found and Path(found).resolve() == script.resolve():
+        return "cargobay"
+    return str(script)
 
 
 def serve(
@@ -77,7 +109,12 @@ def serve(
         Path | None, typer.Option(help="Serve HTTPS with this certificate chain (PEM).")
     ] = None,
     tls_key: Annotated[
-        Path | None, typer.Option(help="The certificate's private key (PEM).")
+        Path | None,
+        typer.Option(help="The certificate's private key (PEM)."),
+    ] = None,
+    base_url: Annotated[
+        str | None,
+        typer.Option(help="The address clients use, e.g. https://registry.example.com."),
     ] = None,
 ) -> None:
     """Serve the registry (HTTP or HTTPS, granian). Stops cleanly on Ctrl-C or SIGTERM; SIGHUP
@@ -86,26 +123,33 @@ def serve(
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
-    settings = settings_for(
-        host=host,
-        port=port,
-        data_dir=data_dir,
-        workers=workers,
-        hostname=hostname,
-        tls_cert=tls_cert.resolve() if tls_cert else None,
-        tls_key=tls_key.resolve() if tls_key else None,
-    )
+    overrides: dict[str, object] = {
+        "host": host,
+        "port": port,
+        "data_dir": data_dir,
+        "workers": workers,
+        "hostname": hostname,
+        "tls_cert": tls_cert.resolve() if tls_cert else None,
+        "tls_key": tls_key.resolve() if tls_key else None,
+    }
+    resolved = resolve_for(**overrides, base_url=base_url)
+    settings = resolved.settings
+    check_public_address(resolved)
     _check_bindable(settings.host, settings.port)
     for path in (settings.tls_cert, settings.tls_key):
         if path is not None and not path.is_file():
-            typer.echo(f"cargobay: cannot read {path} (TLS certificate or key)", err=True)
-            raise typer.Exit(1)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+            fail(f"cannot read {path} (TLS certificate or key)", EXIT_CONFIG)
+    prepare_data_dir(resolved, create=True)
+    for name, value in {**overrides, "base_url": base_url}.items():
+        if value is not None:  # worker processes read the settings from the environment
+            os.environ[f"CARGOBAY_{name.upper()}"] = str(value)
     os.environ["CARGOBAY_DATA_DIR"] = str(settings.data_dir.resolve())
     if settings.resolved_database_url.startswith("sqlite"):
         # The embedded database is created and upgraded in place, in a child process: the
         # main process only supervises workers and stays small (workers fork from it).
-        subprocess.run([sys.executable, "-m", "cargobay", "migrate", "--quiet"], check=True)
+        migrated = subprocess.run([sys.executable, "-m", "cargobay", "migrate", "--quiet"])
+        if migrated.returncode != 0:
+            raise typer.Exit(migrated.returncode)
     else:
         # A shared database is migrated by the operator, once (`cargobay migrate`), never by
         # replicas racing each other at start-up.
@@ -143,6 +187,20 @@ def _isolation_line(settings: Settings) -> str:
         "subdomain isolation OFF: pages and registry share one origin, so pushed bytes are "
         "served where session cookies live; set --hostname (CARGOBAY_HOSTNAME) to separate them"
     )
+
+
+def check_public_address(resolved: Resolved) -> None:
+    """On a wildcard address the registry cannot know the address clients reach it by (token
+    realm, upload locations, page links): it needs a base URL."""
+    settings = resolved.settings
+    if settings.host.strip() in WILDCARDS and not (settings.base_url or settings.hostname):
+        source = resolved.sources.get("host", "the default")
+        fail(
+            f"host {settings.host!r} (from {source}) listens on every address, so clients need"
+            " the registry's public address: set --base-url or CARGOBAY_BASE_URL"
+            " (e.g. http://registry.example.com:5000)",
+            EXIT_CONFIG,
+        )
 
 
 def _check_bindable(host: str, port: int) -> None:

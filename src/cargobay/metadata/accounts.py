@@ -212,6 +212,12 @@ class SqlAccountStore:
                 ).scalar_one()
             )
 
+    async def users(self) -> list[Account]:
+        """Every user, by login."""
+        sql = f"SELECT {_ACCOUNT_COLUMNS} FROM accounts WHERE type = 'User' ORDER BY login"
+        with self.db.read() as c:
+            return [_account(row) for row in c.execute(sa.text(sql)).all()]
+
     async def set_org_member(self, org_id: int, user_id: int, role: str) -> None:
         with self.db.write() as c:
             c.execute(

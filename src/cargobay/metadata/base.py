@@ -308,6 +308,9 @@ class PackageRecord:
     created_at: datetime
     updated_at: datetime
     deleted_at: datetime | None
+    #: Whether the owner (a user) and the linked repository's owner are site administrators.
+    owner_site_admin: bool = False
+    repository_owner_site_admin: bool = False
 
     @property
     def package_name(self) -> str:

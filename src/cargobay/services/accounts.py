@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cargobay.auth.passwords import hash_password
+from cargobay.auth.passwords import check_password, hash_password
 from cargobay.auth.policy import Role, Visibility, parse_scopes
 from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
 from cargobay.errors import CargobayError, NotFound
@@ -85,6 +85,8 @@ class AccountService:
         self, login: str, *, email: str | None, password: str | None, site_admin: bool
     ) -> Account:
         _check_login(login)
+        if password is not None:
+            check_password(password)
         return await self.accounts.create(
             login,
             "User",
@@ -92,6 +94,15 @@ class AccountService:
             password_hash=hash_password(password) if password else None,
             site_admin=site_admin,
         )
+
+    async def set_password(self, login: str, password: str) -> None:
+        """Set or reset a user's web sign-in password (the rules: :func:`check_password`)."""
+        check_password(password)
+        user = await self.account(login, type_="User")
+        await self.accounts.update(user.id, password_hash=hash_password(password))
+
+    async def users(self) -> list[Account]:
+        return await self.accounts.users()
 
     async def set_suspended(self, login: str, suspended: bool) -> None:
         user = await self.account(login, type_="User")

@@ -173,6 +173,7 @@ class Urls:
                 owner=self.user(
                     owner,
                     package.repository_owner_type or "User",
+                    package.repository_owner_site_admin,
                     id_=package.repository_owner_id or 0,
                 ),
                 html_url=f"{self.base}/{package.repository}",
@@ -181,7 +182,12 @@ class Urls:
         return Package(
             id=package.id,
             name=package.package_name,
-            owner=self.user(package.owner_login, package.owner_type, id_=package.owner_id),
+            owner=self.user(
+                package.owner_login,
+                package.owner_type,
+                package.owner_site_admin,
+                id_=package.owner_id,
+            ),
             version_count=package.version_count,
             visibility=package.visibility,
             url=self.package_api(package),
