@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -20,14 +21,18 @@ from cargobay.api.rest.app import create_rest_app
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
+from cargobay.metadata.locks import job_lock
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.services.access import AccessService
 from cargobay.services.accounts import AccountService
 from cargobay.services.administration import Administration
+from cargobay.services.audit import AuditLog
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
+from cargobay.services.events import Action, EventBus, bind_client
 from cargobay.services.health import HealthService
-from cargobay.services.manifests import ManifestService, OnPublish
+from cargobay.services.jobs import JobRunner
+from cargobay.services.manifests import ManifestService
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
@@ -92,7 +97,7 @@ def build_registry(
     settings: Settings,
     metadata: SqlMetadata,
     store: BlobStore,
-    on_publish: OnPublish | None = None,
+    events: EventBus | None = None,
 ) -> Registry:
     return Registry(
         blobs=BlobService(store, metadata.blobs),
@@ -108,23 +113,18 @@ def build_registry(
             metadata.repositories,
             store,
             max_manifest_size=settings.max_manifest_size,
-            on_publish=on_publish,
+            events=events,
         ),
         downloads=DownloadCounter(metadata.manifests),
         max_page_size=settings.max_page_size,
     )
 
 
-async def _every(interval: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
-    while True:
-        await anyio.sleep(interval)
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed", what)
-
-
-def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
+def build_access(
+    settings: Settings,
+    metadata: SqlMetadata,
+    on_failure: Callable[[str, str], Awaitable[None]] | None = None,
+) -> AccessService:
     key = load_or_create_key(settings.resolved_token_key_file)
     return AccessService(
         metadata.accounts,
@@ -133,6 +133,7 @@ def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
         RegistryTokens(key, service=settings.token_service, ttl=settings.token_ttl),
         realm=f"{settings.public_base_url}/token",
         limiter=FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        on_failure=on_failure,
     )
 
 
@@ -140,7 +141,9 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
-    access = build_access(settings, metadata)
+    events = EventBus()
+    audit = AuditLog(metadata.events, metadata.accounts, retention=settings.audit_retention)
+    access = build_access(settings, metadata, functools.partial(audit.sign_in_failed, via="token"))
     packages = PackageService(
         metadata.package_records,
         metadata.accounts,
@@ -148,35 +151,37 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         web_base=settings.public_base_url,
         restore_window=settings.restore_window,
         protected_downloads=settings.protected_downloads,
+        events=events,
     )
-    registry = build_registry(settings, metadata, store, packages.published)
+    events.subscribe(Action.VERSION_PUBLISHED, packages.published)
+    registry = build_registry(settings, metadata, store, events)
     accounts = AccountService(metadata, workflow_token_ttl=settings.workflow_token_ttl)
     signin = SignIn(
         metadata.accounts,
         metadata.sessions,
         FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
         ttl=settings.session_ttl,
+        on_failure=functools.partial(audit.sign_in_failed, via="password"),
     )
+    jobs = JobRunner(
+        job_lock(metadata.engine, settings.data_dir, "jobs"), retry=settings.job_lock_retry
+    )
+    jobs.add("sweep-uploads", settings.upload_sweep_interval, registry.uploads.purge_expired)
+    jobs.add(
+        "flush-downloads",
+        settings.download_flush_interval,
+        registry.downloads.flush,
+        exclusive=False,  # each worker counts its own downloads
+    )
+    jobs.add("purge-deleted", settings.purge_interval, packages.purge_expired)
+    jobs.add("audit-retention", settings.audit_prune_interval, audit.prune)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(
-                _every,
-                settings.upload_sweep_interval,
-                "sweeping expired uploads",
-                registry.uploads.purge_expired,
-            )
-            tasks.start_soon(
-                _every,
-                settings.download_flush_interval,
-                "writing download counts",
-                registry.downloads.flush,
-            )
-            tasks.start_soon(
-                _every, settings.purge_interval, "purging deleted packages", packages.purge_expired
-            )
+            tasks.start_soon(jobs.run)
             yield
+            await jobs.stop()
             tasks.cancel_scope.cancel()
         with contextlib.suppress(Exception):
             await registry.downloads.flush()
@@ -190,6 +195,8 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "accounts": accounts,
         "administration": Administration(accounts),
         "signin": signin,
+        "audit": audit,
+        "jobs": jobs,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings
@@ -216,6 +223,9 @@ class CargobayApp:
         self.site = site
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            client = scope.get("client")
+            bind_client(client[0] if client else None)
         if scope["type"] == "http" and (
             scope["path"].startswith("/v2") or scope["path"] == "/token"
         ):

@@ -134,6 +134,7 @@ class SqlMetadata:
             SqlSessionStore,
             SqlTokenStore,
         )
+        from cargobay.metadata.outbox import SqlEventLog
         from cargobay.metadata.packages import SqlPackageStore
 
         self.accounts = SqlAccountStore(db)
@@ -141,6 +142,7 @@ class SqlMetadata:
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
+        self.events = SqlEventLog(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

@@ -17,6 +17,7 @@ from cargobay import errors
 from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
 from cargobay.auth.principal import Principal
 from cargobay.services.accounts import InvalidInput
+from cargobay.services.events import bind_principal
 from cargobay.services.packages import Forbidden, Page, ScopeMissing
 
 #: domain error -> HTTP status, looked up along the exception's MRO.
@@ -98,6 +99,7 @@ async def principal(request: Request) -> Principal:
     who: Principal = await state(request)["access"].authenticate(header, client)
     if who.registry_grant is not None:
         raise errors.Unauthenticated("Bad credentials: registry tokens are for /v2 only")
+    bind_principal(who)
     return who
 
 
