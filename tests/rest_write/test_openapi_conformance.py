@@ -57,6 +57,9 @@ OTHER_ROUTES = {
     "/repos/{owner}/{repo}/workflow-tokens": {"post"},
     "/user/tokens": {"get", "post"},
     "/user/tokens/{token_id}": {"delete"},
+    "/orgs/{org}/audit-log": {"get"},
+    "/user/audit-log": {"get"},
+    "/admin/audit-log": {"get"},
 }
 
 

@@ -1,15 +1,15 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
 ``serve``/``migrate`` run the registry (:mod:`.serving`); the operator groups (``user``, ``org``,
-``team``, ``repo``, ``token``, ``package``) act on the configured database through the services
-(:mod:`.common` resolves settings and runs a use case).
+``team``, ``repo``, ``token``, ``package``, ``audit``) act on the configured database through the
+services (:mod:`.common` resolves settings and runs a use case).
 """
 
 from __future__ import annotations
 
 import typer
 
-from cargobay.cli import orgs, packages, repos, serving, teams, tokens, users
+from cargobay.cli import audit, orgs, packages, repos, serving, teams, tokens, users
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
@@ -25,6 +25,7 @@ for _name, _group in (
     ("repo", repos.repo_cli),
     ("token", tokens.token_cli),
     ("package", packages.package_cli),
+    ("audit", audit.audit_cli),
 ):
     cli.add_typer(_group, name=_name)
 

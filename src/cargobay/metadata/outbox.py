@@ -77,7 +77,11 @@ def _resolved(c: sa.Connection, event: Event) -> Event:
 
 
 def _event(row: Any) -> Event:
-    names = {"namespace": row.namespace, "workflow_repository": row.workflow}
+    names = {
+        "namespace": row.namespace,
+        "namespace_type": row.namespace_type,
+        "workflow_repository": row.workflow,
+    }
     return Event(
         id=int(row.id),
         action=Action(row.action),
@@ -132,6 +136,7 @@ class SqlEventLog:
             sa.select(
                 events,
                 _namespace.c.login.label("namespace"),
+                _namespace.c.type.label("namespace_type"),
                 (_repo_owner.c.login + "/" + source_repositories.c.name).label("workflow"),
             )
             .outerjoin(_namespace, _namespace.c.id == events.c.owner_id)

@@ -12,6 +12,7 @@ import logging
 import re
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from cargobay.auth.principal import Principal
 from cargobay.errors import CargobayError, NotFound, Unauthenticated
@@ -184,3 +185,32 @@ class AuditLog:
 
 def _limit(limit: int) -> int:
     return max(1, min(limit, MAX_PAGE))
+
+
+def entry(event: Event) -> dict[str, Any]:
+    """An event as an entry of GitHub's audit log (the REST API and the export)."""
+    millis = int(event.at.timestamp() * 1000)
+    namespace = event.names.get("namespace")
+    is_org = event.names.get("namespace_type") == "Organization"
+    workflow = event.names.get("workflow_repository")
+    access = None
+    if event.actor.token_id is not None:
+        access = "workflow token" if event.actor.workflow_repository_id else "personal access token"
+    return {
+        "@timestamp": millis,
+        "_document_id": str(event.id),
+        "action": event.action.value,
+        "actor": event.actor.login or (f"workflow:{workflow}" if workflow else None),
+        "actor_id": event.actor.user_id,
+        "actor_ip": event.actor.address,
+        "created_at": millis,
+        "org": namespace if is_org else None,
+        "user": namespace if namespace and not is_org else None,
+        "package": event.package,
+        "package_version_id": event.version_id,
+        "digest": event.digest,
+        "token_id": event.actor.token_id,
+        "programmatic_access_type": access,
+        "workflow_repository": workflow,
+        "data": dict(event.data),
+    }

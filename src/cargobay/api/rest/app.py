@@ -17,6 +17,7 @@ from cargobay import errors
 from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
 from cargobay.auth.principal import Principal
 from cargobay.services.accounts import InvalidInput
+from cargobay.services.audit import AuditForbidden
 from cargobay.services.events import bind_principal
 from cargobay.services.packages import Forbidden, Page, ScopeMissing
 
@@ -27,6 +28,7 @@ STATUS: dict[type[errors.CargobayError], int] = {
     errors.Unauthenticated: 401,
     ScopeMissing: 403,
     Forbidden: 403,
+    AuditForbidden: 403,
     errors.Denied: 403,
     errors.Conflict: 409,
     errors.DeletionRefused: 400,
@@ -134,7 +136,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, packages
+    from cargobay.api.rest import accounts, audit, packages
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -195,4 +197,5 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
 
     app.include_router(packages.router)
     app.include_router(accounts.router)
+    app.include_router(audit.router)
     return RestApp(app)
