@@ -12,9 +12,10 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
-from starlette.types import Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
+from cargobay.api.metrics import Metrics, pool_in_use
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
 from cargobay.api.rest.app import create_rest_app
@@ -204,7 +205,10 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     site.state.health = HealthService(metadata.ping, store)
     site.mount("/api/v3", create_rest_app(state))
     site.mount("/", create_web_app(state))
-    return CargobayApp(OciApp(ROUTES, state), site)
+    app = CargobayApp(OciApp(ROUTES, state), site)
+    if settings.metrics_port:
+        app.entry = Metrics(app.route, pool_in_use(metadata.engine))
+    return app
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -221,8 +225,13 @@ class CargobayApp:
     def __init__(self, oci: OciApp, site: Starlette) -> None:
         self.oci = oci
         self.site = site
+        #: What serves a request: :meth:`route`, or a middleware around it (metrics).
+        self.entry: ASGIApp = self.route
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        await self.entry(scope, receive, send)
+
+    async def route(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
             client = scope.get("client")
             bind_client(client[0] if client else None)

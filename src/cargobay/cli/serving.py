@@ -2,15 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from typing import Annotated
 
 import typer
 
 from cargobay.cli.common import DataDir, settings_for
+from cargobay.settings import Settings
 
 
 def migrate(
@@ -64,14 +69,18 @@ def serve(
     port: Annotated[int | None, typer.Option(help="Port to bind.")] = None,
     data_dir: DataDir = None,
     workers: Annotated[int | None, typer.Option(help="Worker processes.")] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port (of --metrics-host, 127.0.0.1)."),
+    ] = None,
 ) -> None:
     """Serve the registry (HTTP, granian). Stops cleanly on Ctrl-C or SIGTERM."""
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-
-    settings = settings_for(host=host, port=port, data_dir=data_dir, workers=workers)
+    settings = settings_for(
+        host=host, port=port, data_dir=data_dir, workers=workers, metrics_port=metrics_port
+    )
     _check_bindable(settings.host, settings.port)
+    if settings.metrics_port:
+        _check_bindable(settings.metrics_host, settings.metrics_port)
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     os.environ["CARGOBAY_DATA_DIR"] = str(settings.data_dir.resolve())
     if settings.resolved_database_url.startswith("sqlite"):
@@ -88,6 +97,47 @@ def serve(
         f"cargobay serving {settings.public_base_url} "
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
     )
+    with _metrics(settings):
+        _granian(settings)
+
+
+@contextlib.contextmanager
+def _metrics(settings: Settings) -> Iterator[None]:
+    """With ``metrics_port``: a fresh directory where the workers keep their numbers (the
+    environment tells them), and the listener that sums them, in this process."""
+    if not settings.metrics_port:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="cargobay-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from cargobay.api.metrics import start_listener
+    from cargobay.metadata.engine import make_engine
+    from cargobay.metadata.sql import SqlMetadata
+
+    store: list[SqlMetadata] = []
+
+    def counts() -> dict[str, int]:
+        if not store:
+            store.append(SqlMetadata(make_engine(settings.resolved_database_url)))
+        return store[0].counts()
+
+    start_listener(settings.metrics_host, settings.metrics_port, counts)
+    typer.echo(
+        f"cargobay metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    )
+    try:
+        yield
+    finally:
+        for opened in store:
+            opened.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _granian(settings: Settings) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
     Granian(
         "cargobay.server:worker_app",
         factory=True,
