@@ -14,10 +14,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from cargobay.api import requestlog
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
-from cargobay.api.metrics import Metrics, pool_in_use
+from cargobay.api.metrics import Metrics, Tally, pool_in_use
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
+from cargobay.api.requestlog import RequestLog
 from cargobay.api.rest.app import create_rest_app
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
@@ -176,6 +178,9 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     )
     jobs.add("purge-deleted", settings.purge_interval, packages.purge_expired)
     jobs.add("audit-retention", settings.audit_prune_interval, audit.prune)
+    tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
+    if tally is not None:
+        jobs.add("flush-metrics", 1.0, tally.flush_soon, exclusive=False)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -184,6 +189,8 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
             yield
             await jobs.stop()
             tasks.cancel_scope.cancel()
+        if tally is not None:
+            tally.flush()
         with contextlib.suppress(Exception):
             await registry.downloads.flush()
         metadata.close()
@@ -206,8 +213,11 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     site.mount("/api/v3", create_rest_app(state))
     site.mount("/", create_web_app(state))
     app = CargobayApp(OciApp(ROUTES, state), site)
-    if settings.metrics_port:
-        app.entry = Metrics(app.route, pool_in_use(metadata.engine))
+    if tally is not None:
+        app.entry = Metrics(app.entry, tally)
+    if settings.access_log:
+        requestlog.configure()
+        app.entry = RequestLog(app.entry)
     return app
 
 

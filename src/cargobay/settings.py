@@ -96,6 +96,8 @@ class Settings(BaseSettings):
     audit_retention: float = Field(default=365 * 86400.0, gt=0)
     #: How often the audit-log retention job runs, in seconds.
     audit_prune_interval: float = Field(default=3600.0, gt=0)
+    #: One log line per request on stderr (JSON; text on a terminal), with a request id.
+    access_log: bool = False
     #: Serve Prometheus metrics on this port (off when unset), on ``metrics_host`` only.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
