@@ -10,6 +10,7 @@ never on the public port. Labels are bounded: a route template, never a path, di
 from __future__ import annotations
 
 import bisect
+import os
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
@@ -33,6 +34,7 @@ OCI_ROUTES = {
     "referrers": "/v2/{name}/referrers/{digest}",
 }
 METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+_BODILESS = frozenset({"GET", "HEAD", "DELETE", "OPTIONS"})
 #: Where a 429 means the sign-in limiter refused.
 SIGN_IN_ROUTES = frozenset({"/token", "/login", "/v2/", "other"})
 
@@ -149,41 +151,43 @@ class Metrics:
             await self.app(scope, receive, send)
             return
         start = time.perf_counter()
-        seen = [0, 0, 500, 0]  # received, sent, status, declared length
-
-        async def counting_receive() -> Message:
-            message = await receive()
-            if message["type"] == "http.request":
-                seen[0] += len(message.get("body", b""))
-            return message
+        seen = [0, 0, 500]  # received, sent, status
 
         async def counting_send(message: Message) -> None:
             kind = message["type"]
-            if kind == "http.response.start":
-                seen[2] = message["status"]
-                for key, value in message.get("headers", ()):
-                    if key.lower() == b"content-length" and value.isdigit():
-                        seen[3] = int(value)
-            elif kind == "http.response.body":
+            if kind == "http.response.body":
                 seen[1] += len(message.get("body", b""))
+            elif kind == "http.response.start":
+                seen[2] = message["status"]
+            elif kind == "http.response.pathsend":  # a whole file, sent by the server
+                seen[1] += os.stat(message["path"]).st_size
             await send(message)
+
+        method = scope["method"]
+        if method in _BODILESS:
+            counted = receive
+        else:
+
+            async def counted() -> Message:
+                message = await receive()
+                if message["type"] == "http.request":
+                    seen[0] += len(message.get("body", b""))
+                return message
 
         tally = self.tally
         tally.in_flight += 1
         try:
-            await self.app(scope, counting_receive, counting_send)
+            await self.app(scope, counted, counting_send)
         finally:
             tally.in_flight -= 1
-            method = scope["method"]
-            # Files go out through the ``pathsend`` extension: no body passes through here.
-            sent = seen[1] or (seen[3] if method != "HEAD" else 0)
+            endpoint = scope.get("cargobay.endpoint")
             tally.record(
-                route_of(scope),
+                OCI_ROUTES.get(endpoint, "other") if endpoint else route_of(scope),
                 method if method in METHODS else "other",
                 seen[2],
                 time.perf_counter() - start,
                 seen[0],
-                sent,
+                seen[1],
             )
 
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import sys
 import time
@@ -75,7 +76,7 @@ class RequestLog:
             return
         start = time.perf_counter()
         request_id = _request_id(scope)
-        seen = {"in": 0, "out": 0, "status": 500, "declared": 0}
+        seen = {"in": 0, "out": 0, "status": 500}
 
         async def counting_receive() -> Message:
             message = await receive()
@@ -89,13 +90,12 @@ class RequestLog:
                 headers = [
                     (k, v) for k, v in message.get("headers", ()) if k.lower() != b"x-request-id"
                 ]
-                for key, value in headers:
-                    if key.lower() == b"content-length" and value.isdigit():
-                        seen["declared"] = int(value)
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             elif message["type"] == "http.response.body":
                 seen["out"] += len(message.get("body", b""))
+            elif message["type"] == "http.response.pathsend":  # a whole file
+                seen["out"] += os.stat(message["path"]).st_size
             await send(message)
 
         try:
@@ -103,7 +103,6 @@ class RequestLog:
         finally:
             actor = current_actor()
             params = scope.get("path_params") or {}
-            out = seen["out"] or (seen["declared"] if scope["method"] != "HEAD" else 0)
             fields = {
                 "time": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
                 "request_id": request_id,
@@ -111,7 +110,7 @@ class RequestLog:
                 "route": route_of(scope),
                 "status": seen["status"],
                 "bytes_in": seen["in"],
-                "bytes_out": out,
+                "bytes_out": seen["out"],
                 "duration_ms": round((time.perf_counter() - start) * 1000, 2),
                 "user_id": actor.user_id,
                 "token_id": actor.token_id,

@@ -67,6 +67,7 @@ class RestApp:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        original = scope
         if scope["type"] == "http":
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 # Bodies are JSON whatever the Content-Type says (GitHub's examples use
@@ -78,7 +79,11 @@ class RestApp:
                 # Decode everything but the encoded slashes; handlers decode those in names.
                 kept = raw.split(b"?", 1)[0].replace(b"%2F", b"%252F").replace(b"%2f", b"%252F")
                 scope = dict(scope, path=unquote(kept.decode("latin-1")))
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope is not original and "route" in scope:
+                original["route"] = scope["route"]  # the route template, for metrics and logs
 
 
 def state(request: Request) -> dict[str, Any]:
