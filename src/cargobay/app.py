@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -11,26 +12,34 @@ import anyio
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.types import ASGIApp
 
+from cargobay.api import requestlog
 from cargobay.api.forwarded import ForwardedHeaders
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
 from cargobay.api.hosts import HostRouter
+from cargobay.api.metrics import Metrics, Tally, pool_in_use
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
+from cargobay.api.requestlog import RequestLog
 from cargobay.api.rest.app import create_rest_app
 from cargobay.auth.oidc import IdTokenVerifier
 from cargobay.auth.oidc_keys import IssuerKeys, parse_issuers
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
+from cargobay.metadata.locks import job_lock
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.services.access import AccessService
 from cargobay.services.accounts import AccountService
 from cargobay.services.administration import Administration
+from cargobay.services.audit import AuditLog
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
+from cargobay.services.events import Action, EventBus
 from cargobay.services.health import HealthService
-from cargobay.services.manifests import ManifestService, OnPublish
+from cargobay.services.jobs import JobRunner
+from cargobay.services.manifests import ManifestService
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
@@ -96,7 +105,7 @@ def build_registry(
     settings: Settings,
     metadata: SqlMetadata,
     store: BlobStore,
-    on_publish: OnPublish | None = None,
+    events: EventBus | None = None,
 ) -> Registry:
     return Registry(
         blobs=BlobService(store, metadata.blobs),
@@ -112,23 +121,18 @@ def build_registry(
             metadata.repositories,
             store,
             max_manifest_size=settings.max_manifest_size,
-            on_publish=on_publish,
+            events=events,
         ),
         downloads=DownloadCounter(metadata.manifests),
         max_page_size=settings.max_page_size,
     )
 
 
-async def _every(interval: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
-    while True:
-        await anyio.sleep(interval)
-        try:
-            await job()
-        except Exception:
-            log.exception("%s failed", what)
-
-
-def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
+def build_access(
+    settings: Settings,
+    metadata: SqlMetadata,
+    on_failure: Callable[[str, str], Awaitable[None]] | None = None,
+) -> AccessService:
     key = load_or_create_key(settings.resolved_token_key_file)
     return AccessService(
         metadata.accounts,
@@ -137,6 +141,7 @@ def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
         RegistryTokens(key, service=settings.token_service, ttl=settings.token_ttl),
         realm=f"{settings.registry_url}/token",
         limiter=FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        on_failure=on_failure,
     )
 
 
@@ -154,11 +159,13 @@ def build_trusted_publishing(
     )
 
 
-def create_app(settings: Settings | None = None) -> CargobayApp:
+def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
-    access = build_access(settings, metadata)
+    events = EventBus()
+    audit = AuditLog(metadata.events, metadata.accounts, retention=settings.audit_retention)
+    access = build_access(settings, metadata, functools.partial(audit.sign_in_failed, via="token"))
     packages = PackageService(
         metadata.package_records,
         metadata.accounts,
@@ -166,36 +173,43 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         web_base=settings.public_base_url,
         restore_window=settings.restore_window,
         protected_downloads=settings.protected_downloads,
+        events=events,
     )
-    registry = build_registry(settings, metadata, store, packages.published)
+    events.subscribe(Action.VERSION_PUBLISHED, packages.published)
+    registry = build_registry(settings, metadata, store, events)
     accounts = AccountService(metadata, workflow_token_ttl=settings.workflow_token_ttl)
     signin = SignIn(
         metadata.accounts,
         metadata.sessions,
         FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
         ttl=settings.session_ttl,
+        on_failure=functools.partial(audit.sign_in_failed, via="password"),
     )
+    jobs = JobRunner(
+        job_lock(metadata.engine, settings.data_dir, "jobs"), retry=settings.job_lock_retry
+    )
+    jobs.add("sweep-uploads", settings.upload_sweep_interval, registry.uploads.purge_expired)
+    jobs.add(
+        "flush-downloads",
+        settings.download_flush_interval,
+        registry.downloads.flush,
+        exclusive=False,  # each worker counts its own downloads
+    )
+    jobs.add("purge-deleted", settings.purge_interval, packages.purge_expired)
+    jobs.add("audit-retention", settings.audit_prune_interval, audit.prune)
+    tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
+    if tally is not None:
+        jobs.add("flush-metrics", 1.0, tally.flush_soon, exclusive=False)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with anyio.create_task_group() as tasks:
-            tasks.start_soon(
-                _every,
-                settings.upload_sweep_interval,
-                "sweeping expired uploads",
-                registry.uploads.purge_expired,
-            )
-            tasks.start_soon(
-                _every,
-                settings.download_flush_interval,
-                "writing download counts",
-                registry.downloads.flush,
-            )
-            tasks.start_soon(
-                _every, settings.purge_interval, "purging deleted packages", packages.purge_expired
-            )
+            tasks.start_soon(jobs.run)
             yield
+            await jobs.stop()
             tasks.cancel_scope.cancel()
+        if tally is not None:
+            tally.flush()
         with contextlib.suppress(Exception):
             await registry.downloads.flush()
         metadata.close()
@@ -211,6 +225,8 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "administration": administration,
         "signin": signin,
         "trusted_publishing": trusted_publishing,
+        "audit": audit,
+        "jobs": jobs,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings
@@ -218,7 +234,7 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     site.state.health = HealthService(metadata.ping, store)
     site.mount("/api/v3", create_rest_app(state))
     site.mount("/", create_web_app(state))
-    return CargobayApp(
+    app: ASGIApp = HostRouter(
         OciApp(ROUTES, state),
         site,
         ForwardedHeaders(proxy_networks(settings.trusted_proxies)),
@@ -227,6 +243,12 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         registry_url=settings.registry_url,
         site_url=settings.public_base_url,
     )
+    if tally is not None:
+        app = Metrics(app, tally)
+    if settings.access_log:
+        requestlog.configure()
+        app = RequestLog(app)
+    return app
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:
@@ -236,5 +258,3 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     return PlainTextResponse("Not Found", 404)
 
 
-#: The whole ASGI application: requests routed by host (see :mod:`cargobay.api.hosts`).
-CargobayApp = HostRouter

@@ -9,7 +9,9 @@ import os
 import signal
 import sys
 
-from cargobay.app import CargobayApp, create_app
+from starlette.types import ASGIApp
+
+from cargobay.app import create_app
 
 _PR_SET_PDEATHSIG = 1
 
@@ -25,7 +27,7 @@ def _die_with_parent() -> None:
         os._exit(1)
 
 
-def worker_app() -> CargobayApp:
+def worker_app() -> ASGIApp:
     _die_with_parent()
     app = create_app()
     # Everything loaded so far lives as long as the worker: keep it out of the collector's

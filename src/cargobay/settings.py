@@ -128,6 +128,18 @@ class Settings(BaseSettings):
     protected_downloads: int = Field(default=5000, ge=0)
     #: How often download counts gathered in memory are written, in seconds.
     download_flush_interval: float = Field(default=2.0, gt=0)
+    #: Audit-log entries older than this many seconds are removed (default: one year).
+    audit_retention: float = Field(default=365 * 86400.0, gt=0)
+    #: How often the audit-log retention job runs, in seconds.
+    audit_prune_interval: float = Field(default=3600.0, gt=0)
+    #: One log line per request on stderr (JSON; text on a terminal), with a request id.
+    access_log: bool = False
+    #: Serve Prometheus metrics on this port (off when unset), on ``metrics_host`` only.
+    metrics_port: int | None = Field(default=None, ge=1, le=65535)
+    metrics_host: str = "127.0.0.1"
+    #: How often a worker that does not run the exclusive background jobs (purges, retention)
+    #: tries to take them over, in seconds.
+    job_lock_retry: float = Field(default=5.0, gt=0)
 
     @field_validator("base_url")
     @classmethod

@@ -59,6 +59,9 @@ OTHER_ROUTES = {
     "/repos/{owner}/{repo}/trust-policies/{policy_id}": {"delete"},
     "/user/tokens": {"get", "post"},
     "/user/tokens/{token_id}": {"delete"},
+    "/orgs/{org}/audit-log": {"get"},
+    "/user/audit-log": {"get"},
+    "/admin/audit-log": {"get"},
 }
 
 

@@ -16,6 +16,7 @@ import json
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cargobay.api.forwarded import ForwardedHeaders
+from cargobay.services.events import bind_client
 
 HSTS = (b"strict-transport-security", b"max-age=31536000")
 _PROBES = ("/healthz", "/readyz")
@@ -71,6 +72,8 @@ class HostRouter:
             await self.site(scope, receive, send)  # lifespan
             return
         self.forwarded.apply(scope)
+        client = scope.get("client")
+        bind_client(client[0] if client else None)
         path: str = scope["path"]
         if not self.isolated:
             if is_registry_path(path):

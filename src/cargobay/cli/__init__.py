@@ -2,10 +2,10 @@
 
 ``serve``/``migrate`` run the registry (:mod:`.serving`); ``ci-login`` signs a CI job in
 (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate (:mod:`.tls`); the operator
-groups (``user``, ``org``, ``team``, ``repo``, ``token``, ``package``) act on the configured
-registry through the services (:mod:`.common` resolves settings exactly as ``serve`` does and
-runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a service
-unit. Every mistake ends with one line on stderr and a non-zero exit (2 for configuration).
+groups (``user``, ``org``, ``team``, ``repo``, ``token``, ``package``, ``audit``) act on the
+configured registry through the services (:mod:`.common` resolves settings exactly as ``serve``
+does and runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a
+service unit. Every mistake ends with one line on stderr and a non-zero exit (2 for configuration).
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from cargobay.cli import (
+    audit,
     ci_login,
     config,
     orgs,
@@ -66,6 +67,7 @@ for _name, _group in (
     ("package", packages.package_cli),
     ("tls", tls.tls_cli),
     ("config", config.config_cli),
+    ("audit", audit.audit_cli),
 ):
     cli.add_typer(_group, name=_name)
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -112,6 +115,10 @@ def serve(
         Path | None,
         typer.Option(help="The certificate's private key (PEM)."),
     ] = None,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(help="Serve Prometheus metrics on this port (of --metrics-host, 127.0.0.1)."),
+    ] = None,
     base_url: Annotated[
         str | None,
         typer.Option(help="The address clients use, e.g. https://registry.example.com."),
@@ -119,10 +126,6 @@ def serve(
 ) -> None:
     """Serve the registry (HTTP or HTTPS, granian). Stops cleanly on Ctrl-C or SIGTERM; SIGHUP
     restarts the workers, which read the TLS certificate and key again."""
-    from granian import Granian
-    from granian.constants import Interfaces
-    from granian.log import LogLevels
-
     overrides: dict[str, object] = {
         "host": host,
         "port": port,
@@ -131,11 +134,14 @@ def serve(
         "hostname": hostname,
         "tls_cert": tls_cert.resolve() if tls_cert else None,
         "tls_key": tls_key.resolve() if tls_key else None,
+        "metrics_port": metrics_port,
     }
     resolved = resolve_for(**overrides, base_url=base_url)
     settings = resolved.settings
     check_public_address(resolved)
     _check_bindable(settings.host, settings.port)
+    if settings.metrics_port:
+        _check_bindable(settings.metrics_host, settings.metrics_port)
     for path in (settings.tls_cert, settings.tls_key):
         if path is not None and not path.is_file():
             fail(f"cannot read {path} (TLS certificate or key)", EXIT_CONFIG)
@@ -161,6 +167,47 @@ def serve(
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
     )
     typer.echo(_isolation_line(settings))
+    with _metrics(settings):
+        _granian(settings)
+
+
+@contextlib.contextmanager
+def _metrics(settings: Settings) -> Iterator[None]:
+    """With ``metrics_port``: a fresh directory where the workers keep their numbers (the
+    environment tells them), and the listener that sums them, in this process."""
+    if not settings.metrics_port:
+        yield
+        return
+    directory = tempfile.mkdtemp(prefix="cargobay-metrics-")
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+    from cargobay.api.metrics import start_listener
+    from cargobay.metadata.engine import make_engine
+    from cargobay.metadata.sql import SqlMetadata
+
+    store: list[SqlMetadata] = []
+
+    def counts() -> dict[str, int]:
+        if not store:
+            store.append(SqlMetadata(make_engine(settings.resolved_database_url)))
+        return store[0].counts()
+
+    start_listener(settings.metrics_host, settings.metrics_port, counts)
+    typer.echo(
+        f"cargobay metrics on http://{settings.metrics_host}:{settings.metrics_port}/metrics"
+    )
+    try:
+        yield
+    finally:
+        for opened in store:
+            opened.close()
+        shutil.rmtree(directory, ignore_errors=True)
+
+
+def _granian(settings: Settings) -> None:
+    from granian import Granian
+    from granian.constants import Interfaces
+    from granian.log import LogLevels
+
     Granian(
         "cargobay.server:worker_app",
         factory=True,

@@ -3,7 +3,7 @@ package access. Values are the frozen dataclasses of :mod:`cargobay.metadata.bas
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -18,6 +18,8 @@ from cargobay.metadata.base import (
     UserPackageFacts,
 )
 from cargobay.metadata.database import Database, aware, now, offloaded
+from cargobay.metadata.events import Event
+from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import (
     accounts,
     org_members,
@@ -310,7 +312,9 @@ class SqlTokenStore:
         note: str | None,
         source_repository_id: int | None,
         expires_at: datetime | None,
+        events: Callable[[int], Sequence[Event]] | None = None,
     ) -> TokenRecord:
+        """A new token; ``events(token id)`` are appended in the same transaction."""
         with self.db.write() as c:
             token_id = c.execute(
                 sa.insert(tokens)
@@ -326,6 +330,8 @@ class SqlTokenStore:
                 )
                 .returning(tokens.c.id)
             ).scalar_one()
+            if events is not None:
+                append(c, events(int(token_id)))
         record = await self.by_id(int(token_id))
         assert record is not None
         return record
@@ -338,13 +344,15 @@ class SqlTokenStore:
             ).all()
         return [_token(tuple(r)) for r in rows]
 
-    async def revoke(self, token_id: int) -> bool:
+    async def revoke(self, token_id: int, events: Sequence[Event] = ()) -> bool:
         with self.db.write() as c:
             result = c.execute(
                 sa.update(tokens)
                 .where(tokens.c.id == token_id, tokens.c.revoked_at.is_(None))
                 .values(revoked_at=now())
             )
+            if result.rowcount > 0:
+                append(c, events)
             return result.rowcount > 0
 
     async def touch(self, token_id: int) -> None:

@@ -5,11 +5,12 @@ Each method is one transaction. Every implementation passes ``tests/contract/tes
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
+from cargobay.metadata.events import Event
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
 
@@ -67,11 +68,17 @@ class NewManifest:
 
 @dataclass(frozen=True, slots=True)
 class StoredManifest:
-    """What a manifest push did: the version's id, and whether it was the package's first."""
+    """What a manifest push did: the version's id, whether it was the package's first, whether
+    the version is new (or active again), and where the tag pointed before (if it moved)."""
 
     id: int
     package_id: int
     first_version: bool
+    new_version: bool = False
+    owner_id: int | None = None
+    #: The tag was created (None before) or moved to this version.
+    tag_moved: bool = False
+    tag_before: Digest | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,7 +113,11 @@ class ManifestStore(Protocol):
         """The manifest a digest or a tag names in ``repository``, or None."""
 
     async def put(
-        self, repository: RepositoryName, manifest: NewManifest, tag: Tag | None
+        self,
+        repository: RepositoryName,
+        manifest: NewManifest,
+        tag: Tag | None,
+        events: Callable[[StoredManifest], Sequence[Event]] | None = None,
     ) -> StoredManifest:
         """Store ``manifest`` (idempotent for the same digest; a deleted version pushed again
         is active again) and point ``tag`` at it, atomically; the package's description,
@@ -115,15 +126,20 @@ class ManifestStore(Protocol):
         In the same transaction checks that every ``manifest.blobs`` is linked in the repository
         (else ManifestBlobUnknown) and every ``manifest.manifests`` exists there, not deleted
         (else ManifestUnknown); marks those children; on error nothing changes.
+        ``events(stored)`` are appended to the outbox in the same transaction.
         """
 
-    async def delete(self, repository: RepositoryName, digest: Digest) -> bool:
+    async def delete(
+        self, repository: RepositoryName, digest: Digest, events: Sequence[Event] = ()
+    ) -> bool:
         """Delete the version (restorable): it is no longer pullable and its tags are free; an
         index takes its children with it unless another index uses them. Raises VersionInUse
         if an index that is not deleted references it. True if it existed."""
 
-    async def delete_tag(self, repository: RepositoryName, tag: Tag) -> bool:
-        """Delete only the tag. True if it existed."""
+    async def delete_tag(
+        self, repository: RepositoryName, tag: Tag, events: Sequence[Event] = ()
+    ) -> bool:
+        """Delete only the tag (with ``events``, in one transaction). True if it existed."""
 
     async def list_tags(
         self, repository: RepositoryName, *, last: str | None, limit: int

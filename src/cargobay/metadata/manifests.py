@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from functools import partial
 from typing import Any
 
@@ -11,6 +11,8 @@ import sqlalchemy as sa
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, VersionInUse
 from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManifest
 from cargobay.metadata.database import Database, aware, now, offloaded
+from cargobay.metadata.events import Event
+from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import blob_links, manifest_refs, manifests, repositories, tags
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
@@ -68,8 +70,14 @@ class SqlManifestStore:
         return sorted(wanted - found)
 
     async def put(
-        self, repository: RepositoryName, manifest: NewManifest, tag: Tag | None
+        self,
+        repository: RepositoryName,
+        manifest: NewManifest,
+        tag: Tag | None,
+        events: Callable[[StoredManifest], Sequence[Event]] | None = None,
     ) -> StoredManifest:
+        """Store a manifest (and tag); ``events(stored)`` are appended in the same
+        transaction."""
         with self.db.write() as c:
             repository_id = self.db.ensure_repository(c, repository)
             missing = self._missing(c, blob_links, repository_id, manifest.blobs)
@@ -149,7 +157,16 @@ class SqlManifestStore:
                         )
                     )
             self._mark_children(c, repository_id, manifest)
+            tag_before: str | None = None
+            tag_moved = False
             if tag is not None:
+                before = c.execute(
+                    sa.select(tags.c.manifest_id, manifests.c.digest)
+                    .join(manifests, manifests.c.id == tags.c.manifest_id)
+                    .where(tags.c.repository_id == repository_id, tags.c.name == tag)
+                ).first()
+                tag_before = before.digest if before else None
+                tag_moved = before is None or before.manifest_id != manifest_id
                 c.execute(
                     self.db.upsert(
                         tags,
@@ -175,7 +192,20 @@ class SqlManifestStore:
                 .where(repositories.c.id == repository_id)
                 .values(**package_values)
             )
-            return StoredManifest(manifest_id, repository_id, first_version)
+            stored = StoredManifest(
+                manifest_id,
+                repository_id,
+                first_version,
+                new_version=row is None or row.deleted_at is not None,
+                owner_id=c.execute(
+                    sa.select(repositories.c.owner_id).where(repositories.c.id == repository_id)
+                ).scalar(),
+                tag_moved=tag_moved,
+                tag_before=Digest(tag_before) if tag_before else None,
+            )
+            if events is not None:
+                append(c, events(stored))
+            return stored
 
     def _metadata(
         self, c: sa.Connection, repository_id: int, manifest: NewManifest
@@ -228,7 +258,11 @@ class SqlManifestStore:
                     .values(platform=platform)
                 )
 
-    async def delete(self, repository: RepositoryName, digest: Digest) -> bool:
+    async def delete(
+        self, repository: RepositoryName, digest: Digest, events: Sequence[Event] = ()
+    ) -> bool:
+        """Soft-delete a version by digest; ``events`` go with the change (not when there was
+        nothing to delete)."""
         with self.db.write() as c:
             repository_id = self.db.repository_id(c, repository)
             if repository_id is None:
@@ -243,6 +277,7 @@ class SqlManifestStore:
             if manifest_id is None:
                 return False
             delete_versions(c, repository_id, [manifest_id])
+            append(c, events)
             return True
 
     async def add_downloads(self, counts: dict[tuple[str, str], int]) -> None:
@@ -262,7 +297,9 @@ class SqlManifestStore:
                     .values(download_count=manifests.c.download_count + count)
                 )
 
-    async def delete_tag(self, repository: RepositoryName, tag: Tag) -> bool:
+    async def delete_tag(
+        self, repository: RepositoryName, tag: Tag, events: Sequence[Event] = ()
+    ) -> bool:
         with self.db.write() as c:
             repository_id = self.db.repository_id(c, repository)
             if repository_id is None:
@@ -270,6 +307,8 @@ class SqlManifestStore:
             result = c.execute(
                 sa.delete(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag)
             )
+            if result.rowcount > 0:
+                append(c, events)
             return result.rowcount > 0
 
     async def list_tags(

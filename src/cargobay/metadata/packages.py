@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from cargobay.errors import Conflict
 from cargobay.metadata.base import Grant, PackageRecord, Purged, VersionRecord
 from cargobay.metadata.database import Database, aware, now, offloaded
+from cargobay.metadata.events import Event
 from cargobay.metadata.manifests import delete_versions, refresh_package_metadata
+from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import (
     accounts,
     blob_links,
@@ -143,12 +145,14 @@ class SqlPackageStore:
         with self.db.read() as c:
             return [_package(r) for r in c.execute(stmt).all()]
 
-    async def update(self, package_id: int, **values: Any) -> None:
-        """Set columns of the package (visibility, inherit_access, source_repository_id)."""
+    async def update(self, package_id: int, *, events: Sequence[Event] = (), **values: Any) -> None:
+        """Set columns of the package (visibility, inherit_access, source_repository_id);
+        ``events`` go in the same transaction (as with every method that takes them)."""
         with self.db.write() as c:
             c.execute(sa.update(repositories).where(repositories.c.id == package_id).values(values))
+            append(c, events)
 
-    async def delete(self, package_id: int) -> None:
+    async def delete(self, package_id: int, events: Sequence[Event] = ()) -> None:
         """Delete the package: its name is free at once; versions, tags and grants are kept for
         a restore until purged."""
         with self.db.write() as c:
@@ -161,8 +165,9 @@ class SqlPackageStore:
                     name=deleted_name(package_id),
                 )
             )
+            append(c, events)
 
-    async def restore(self, package_id: int) -> None:
+    async def restore(self, package_id: int, events: Sequence[Event] = ()) -> None:
         """Restore a deleted package under its name. Raises Conflict if the name was reused."""
         with self.db.write() as c:
             row = c.execute(
@@ -185,6 +190,7 @@ class SqlPackageStore:
                 .where(repositories.c.id == package_id)
                 .values(name=row.deleted_name, deleted_name=None, deleted_at=None)
             )
+            append(c, events)
 
     # -- versions -----------------------------------------------------------------------------
 
@@ -365,12 +371,18 @@ class SqlPackageStore:
             result[r.manifest_id] += totals.get(r.child, 0)
         return result
 
-    async def delete_versions(self, package_id: int, ids: Sequence[int]) -> list[int]:
-        """Soft-delete versions (see :func:`cargobay.metadata.sql.delete_versions`)."""
+    async def delete_versions(
+        self, package_id: int, ids: Sequence[int], events: Sequence[Event] = ()
+    ) -> list[int]:
+        """Soft-delete versions (see :func:`cargobay.metadata.manifests.delete_versions`)."""
         with self.db.write() as c:
-            return delete_versions(c, package_id, ids)
+            deleted = delete_versions(c, package_id, ids)
+            append(c, events)
+            return deleted
 
-    async def restore_version(self, package_id: int, version_id: int) -> list[int]:
+    async def restore_version(
+        self, package_id: int, version_id: int, events: Sequence[Event] = ()
+    ) -> list[int]:
         """Restore a deleted version and, for an index, every deleted manifest it lists (an
         active index never lists a deleted manifest), with their tags that are still free.
         Returns the ids restored."""
@@ -408,6 +420,7 @@ class SqlPackageStore:
                 ).scalars()
             if restored:
                 refresh_package_metadata(c, package_id)
+                append(c, events)
             return restored
 
     @staticmethod
@@ -483,8 +496,16 @@ class SqlPackageStore:
             key=lambda g: (g.grantee_type, g.grantee),
         )
 
-    async def grant(self, package_id: int, grantee_type: str, grantee_id: int, role: str) -> None:
+    async def grant(
+        self,
+        package_id: int,
+        grantee_type: str,
+        grantee_id: int,
+        role: str,
+        events: Sequence[Event] = (),
+    ) -> None:
         with self.db.write() as c:
+            append(c, events)
             c.execute(
                 self.db.upsert(
                     package_access,
@@ -498,7 +519,9 @@ class SqlPackageStore:
                 )
             )
 
-    async def revoke(self, package_id: int, grantee_type: str, grantee_id: int) -> bool:
+    async def revoke(
+        self, package_id: int, grantee_type: str, grantee_id: int, events: Sequence[Event] = ()
+    ) -> bool:
         with self.db.write() as c:
             result = c.execute(
                 sa.delete(package_access).where(
@@ -507,6 +530,8 @@ class SqlPackageStore:
                     package_access.c.grantee_id == grantee_id,
                 )
             )
+            if result.rowcount > 0:
+                append(c, events)
             return result.rowcount > 0
 
     # -- purge --------------------------------------------------------------------------------

@@ -268,3 +268,36 @@ seen_id_tokens = sa.Table(
     sa.Column("expires_at", TS, nullable=False),
     sa.Index("ix_seen_id_tokens_expires_at", "expires_at"),
 )
+
+#: Domain events (the outbox), written in the transaction of the change they describe; ids grow
+#: with commit order. The audit log reads them; other consumers keep a cursor in event_cursors.
+events = sa.Table(
+    "events",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("action", sa.String(64), nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("owner_id", sa.Integer, nullable=True),
+    sa.Column("package_id", sa.Integer, nullable=True),
+    sa.Column("package", NAME, nullable=True),
+    sa.Column("version_id", sa.Integer, nullable=True),
+    sa.Column("digest", DIGEST, nullable=True),
+    sa.Column("actor_id", sa.Integer, nullable=True),
+    sa.Column("actor_login", sa.String(64), nullable=True),
+    sa.Column("token_id", sa.Integer, nullable=True),
+    sa.Column("workflow_repository_id", sa.Integer, nullable=True),
+    sa.Column("address", sa.String(64), nullable=True),
+    sa.Column("data", sa.JSON, nullable=True),
+    sa.Index("ix_events_owner", "owner_id", "id"),
+    sa.Index("ix_events_actor", "actor_id", "id"),
+    sa.Index("ix_events_created_at", "created_at"),
+)
+
+#: How far each event consumer (webhook deliverer, metrics, ...) has read the events.
+event_cursors = sa.Table(
+    "event_cursors",
+    metadata,
+    sa.Column("consumer", sa.String(64), primary_key=True),
+    sa.Column("position", sa.BigInteger, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+)

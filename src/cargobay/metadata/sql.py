@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
-from cargobay.metadata.schema import blob_links, repositories, uploads
+from cargobay.metadata.schema import blob_links, manifests, repositories, uploads
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
 
@@ -134,6 +134,7 @@ class SqlMetadata:
             SqlSessionStore,
             SqlTokenStore,
         )
+        from cargobay.metadata.outbox import SqlEventLog
         from cargobay.metadata.packages import SqlPackageStore
         from cargobay.metadata.trust import SqlTrustStore
 
@@ -143,10 +144,30 @@ class SqlMetadata:
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
         self.trust = SqlTrustStore(db)
+        self.events = SqlEventLog(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""
         self._db.ping()
+
+    def counts(self) -> dict[str, int]:
+        """How many blobs (distinct digests linked), active versions and open uploads."""
+        with self._db.read() as c:
+            return {
+                "blobs": int(
+                    c.execute(sa.select(sa.func.count(sa.distinct(blob_links.c.digest)))).scalar()
+                    or 0
+                ),
+                "manifests": int(
+                    c.execute(
+                        sa.select(sa.func.count()).where(manifests.c.deleted_at.is_(None))
+                    ).scalar()
+                    or 0
+                ),
+                "uploads": int(
+                    c.execute(sa.select(sa.func.count()).select_from(uploads)).scalar() or 0
+                ),
+            }
 
     def close(self) -> None:
         self._db.close()

@@ -11,7 +11,7 @@ import base64
 import binascii
 import functools
 import time
-from collections.abc import Iterable
+from collections.abc import Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 
 from cargobay.auth.access import Access, Action
@@ -59,6 +59,7 @@ class AccessService:
         *,
         realm: str,
         limiter: FailureLimiter,
+        on_failure: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         self.accounts = accounts
         self.tokens = tokens
@@ -69,6 +70,8 @@ class AccessService:
         self.limiter = limiter
         self.refusals = ScopeRefusals()
         self.creation = PackageCreation(accounts, packages)
+        #: Told of each failed sign-in below the limit: ``(user name, client address)``.
+        self.on_failure = on_failure
         self._touched: dict[int, float] = {}
 
     # -- authentication ---------------------------------------------------------------------
@@ -131,6 +134,8 @@ class AccessService:
             self.limiter.fail(*keys)
             if self.limiter.blocked(*keys):
                 raise TooManyRequests("too many failed sign-ins; try again in a few minutes")
+            if self.on_failure is not None:
+                await self.on_failure(username, client)
             hint = "" if kind else "; passwords do not work here: use a personal access token"
             raise self._unauthenticated(f"invalid username or token{hint}")
         await self._touch(principal.token_id)

@@ -13,6 +13,7 @@ from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
 from cargobay.errors import CargobayError, NotFound
 from cargobay.metadata.base import Account, PackageAccess, SourceRepository, TokenRecord
 from cargobay.metadata.sql import SqlMetadata
+from cargobay.services.events import Action, Event, current_actor
 
 _LOGIN = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}")
 _REPO_NAME = re.compile(r"[a-z0-9._-]{1,100}")
@@ -188,6 +189,11 @@ class AccountService:
         if not parsed:
             raise InvalidInput("a token needs at least one scope")
         token = new_token(TokenKind.PAT)
+
+        def created(token_id: int) -> list[Event]:
+            data = {"token_id": token_id, "kind": "pat", "scopes": parsed, "user": user.login}
+            return [Event(Action.TOKEN_CREATED, current_actor(), owner_id=user.id, data=data)]
+
         record = await self.tokens.create(
             kind=TokenKind.PAT.value,
             token_hash=hash_token(token),
@@ -196,6 +202,7 @@ class AccountService:
             note=note,
             source_repository_id=None,
             expires_at=_capped(_expiry(expires), not_after),
+            events=created,
         )
         return NewToken(token, record)
 
@@ -209,6 +216,17 @@ class AccountService:
         expires_at = _expiry(expires) or datetime.now(UTC) + timedelta(
             seconds=self.workflow_token_ttl
         )
+
+        def created(token_id: int) -> list[Event]:
+            data = {
+                "token_id": token_id,
+                "kind": "workflow",
+                "permission": permission,
+                "repository": repository.full_name,
+            }
+            owner = repository.owner_id
+            return [Event(Action.TOKEN_CREATED, current_actor(), owner_id=owner, data=data)]
+
         record = await self.tokens.create(
             kind=TokenKind.WORKFLOW.value,
             token_hash=hash_token(token),
@@ -217,6 +235,7 @@ class AccountService:
             note=note or f"workflow of {repository.full_name}",
             source_repository_id=repository.id,
             expires_at=expires_at,
+            events=created,
         )
         return NewToken(token, record)
 
@@ -226,12 +245,20 @@ class AccountService:
 
     async def revoke_token(self, id_or_token: str) -> None:
         if id_or_token.isdigit():
-            found = await self.tokens.revoke(int(id_or_token))
+            record = await self.tokens.by_id(int(id_or_token))
         elif token_kind(id_or_token):
             record = await self.tokens.by_hash(hash_token(id_or_token))
-            found = record is not None and await self.tokens.revoke(record.id)
         else:
             raise InvalidInput("give a token id or the token itself")
+        found = False
+        if record is not None:
+            owner = record.user_id
+            if owner is None and record.source_repository_id is not None:
+                repository = await self.accounts.source_repository(record.source_repository_id)
+                owner = repository.owner_id if repository else None
+            data = {"token_id": record.id, "kind": record.kind}
+            revoked = Event(Action.TOKEN_REVOKED, current_actor(), owner_id=owner, data=data)
+            found = await self.tokens.revoke(record.id, [revoked])
         if not found:
             raise NotFound("no such active token")
 
@@ -242,19 +269,43 @@ class AccountService:
         target = Visibility(visibility)
         if package.visibility == Visibility.PUBLIC and target is not Visibility.PUBLIC:
             raise InvalidInput("a public package cannot be made private or internal again")
-        await self.package_records.update(package.id, visibility=target.value)
+        changed = Event(
+            Action.VISIBILITY_CHANGED,
+            current_actor(),
+            owner_id=package.owner_id,
+            package_id=package.id,
+            package=package.name,
+            data={"visibility": target.value, "before": package.visibility},
+        )
+        await self.package_records.update(package.id, events=[changed], visibility=target.value)
 
     async def grant_package(self, name: str, grantee: str, role: str) -> None:
         package = await self.package(name)
         grantee_type, grantee_id = await self._grantee(grantee)
-        await self.package_records.grant(package.id, grantee_type, grantee_id, _role(role))
+        await self._grant(package, grantee_type, grantee_id, grantee, _role(role))
 
     async def grant_actions(self, name: str, full_name: str, role: str) -> None:
         package = await self.package(name)
         repository = await self.source_repository(full_name)
-        await self.package_records.grant(
-            package.id, "source_repository", repository.id, _role(role)
+        await self._grant(package, "source_repository", repository.id, full_name, _role(role))
+
+    async def _grant(
+        self, package: PackageAccess, grantee_type: str, grantee_id: int, name: str, role: str
+    ) -> None:
+        granted = Event(
+            Action.ACCESS_GRANTED,
+            current_actor(),
+            owner_id=package.owner_id,
+            package_id=package.id,
+            package=package.name,
+            data={
+                "grantee_type": grantee_type,
+                "grantee": name,
+                "grantee_id": grantee_id,
+                "role": role,
+            },
         )
+        await self.package_records.grant(package.id, grantee_type, grantee_id, role, [granted])
 
     async def link_package(self, name: str, full_name: str | None, *, inherit: bool) -> None:
         package = await self.package(name)

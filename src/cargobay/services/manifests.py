@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from cargobay.errors import (
@@ -27,14 +26,12 @@ from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import Digest, algorithm_of, compute_digest, is_digest, parse_digest
 from cargobay.oci.manifest import ParsedManifest, parse_manifest
 from cargobay.oci.names import RepositoryName, Tag, parse_tag
+from cargobay.services.events import Action, Event, EventBus, current_actor
 from cargobay.storage.base import BlobStore
 
 #: Image configs larger than this are not read for labels and platform.
 MAX_CONFIG_READ = 1024 * 1024
 IMAGE_CONFIGS = frozenset({mt.OCI_CONFIG, mt.DOCKER_CONFIG})
-
-#: Called after each push with what was stored and the version's source URL.
-OnPublish = Callable[[StoredManifest, str | None], Awaitable[None]]
 
 
 @dataclass(frozen=True, slots=True)
@@ -67,13 +64,13 @@ class ManifestService:
         store: BlobStore,
         *,
         max_manifest_size: int,
-        on_publish: OnPublish | None = None,
+        events: EventBus | None = None,
     ) -> None:
         self.manifests = manifests
         self.repositories = repositories
         self.store = store
         self.max_manifest_size = max_manifest_size
-        self.on_publish = on_publish
+        self.events = events or EventBus()
 
     async def _config(self, parsed: ParsedManifest) -> bytes | None:
         config = parsed.config
@@ -142,7 +139,13 @@ class ManifestService:
         blobs = [parsed.config.digest] if parsed.config else []
         blobs += [layer.digest for layer in parsed.layers if not layer.foreign]
         described = await self._describe(parsed)
-        stored = await self.manifests.put(
+        emitted: list[Event] = []
+
+        def events(stored: StoredManifest) -> list[Event]:
+            emitted[:] = _pushed(repository, digest, tag, parsed, described, stored)
+            return emitted
+
+        await self.manifests.put(
             repository,
             NewManifest(
                 digest=digest,
@@ -162,9 +165,9 @@ class ManifestService:
                 child_platforms=described.child_platforms,
             ),
             tag,
+            events,
         )
-        if self.on_publish is not None and parsed.subject is None:
-            await self.on_publish(stored, described.source_url)
+        await self.events.dispatch(emitted)
         return PushedManifest(digest, parsed.subject.digest if parsed.subject else None)
 
     async def get(self, repository: RepositoryName, reference: str) -> Manifest:
@@ -183,10 +186,13 @@ class ManifestService:
     async def delete(self, repository: RepositoryName, reference: str) -> None:
         """Delete a manifest by digest (with its tags), or only a tag by its name."""
         ref = parse_reference(reference)
+        actor = current_actor()
         if is_digest(ref):
-            found = await self.manifests.delete(repository, Digest(ref))
+            event = Event(Action.VERSION_DELETED, actor, package=repository, digest=ref)
+            found = await self.manifests.delete(repository, Digest(ref), [event])
         else:
-            found = await self.manifests.delete_tag(repository, Tag(ref))
+            event = Event(Action.TAG_DELETED, actor, package=repository, data={"tag": ref})
+            found = await self.manifests.delete_tag(repository, Tag(ref), [event])
         if not found:
             raise ManifestUnknown(detail={"reference": reference})
 
@@ -203,3 +209,46 @@ class ManifestService:
         self, repository: RepositoryName, subject: str, artifact_type: str | None
     ) -> list[Referrer]:
         return await self.manifests.referrers(repository, parse_digest(subject), artifact_type)
+
+
+def _pushed(
+    repository: RepositoryName,
+    digest: Digest,
+    tag: Tag | None,
+    parsed: ParsedManifest,
+    described: Description,
+    stored: StoredManifest,
+) -> list[Event]:
+    """The events of a manifest push: every push publishes the version (``new`` says whether
+    it was new, or active again); the first version publishes the package; a tag that now
+    names this version moved."""
+    actor = current_actor()
+
+    def event(action: Action, data: dict[str, object]) -> Event:
+        return Event(
+            action,
+            actor,
+            owner_id=stored.owner_id,
+            package_id=stored.package_id,
+            package=repository,
+            version_id=stored.id,
+            digest=digest,
+            data=data,
+        )
+
+    details: dict[str, object] = {
+        "media_type": parsed.media_type,
+        "kind": described.kind,
+        "new": stored.new_version,
+        "first_version": stored.first_version,
+        "source_url": described.source_url,
+        "subject": parsed.subject.digest if parsed.subject else None,
+        "tag": tag,
+    }
+    found: list[Event] = []
+    if stored.first_version and stored.new_version:
+        found.append(event(Action.PACKAGE_PUBLISHED, details))
+    found.append(event(Action.VERSION_PUBLISHED, details))
+    if tag is not None and stored.tag_moved:
+        found.append(event(Action.TAG_MOVED, {"tag": tag, "before": stored.tag_before}))
+    return found

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 from urllib.parse import urlsplit
 
 from cargobay.auth.policy import Role, Scope, Visibility
@@ -26,12 +27,12 @@ from cargobay.metadata.base import (
     Grant,
     PackageRecord,
     Purged,
-    StoredManifest,
     VersionRecord,
 )
 from cargobay.metadata.packages import SqlPackageStore
 from cargobay.oci.digest import Digest
 from cargobay.services.access import AccessService
+from cargobay.services.events import Action, Event, EventBus, acting
 
 log = logging.getLogger(__name__)
 
@@ -85,7 +86,9 @@ class PackageService:
         web_base: str,
         restore_window: float,
         protected_downloads: int,
+        events: EventBus | None = None,
     ) -> None:
+        self.events = events or EventBus()
         self.store = store
         self.accounts = accounts
         self.access = access
@@ -123,6 +126,25 @@ class PackageService:
         if account is None or (type_ is not None and account.type != type_):
             raise NotFound("Not Found")
         return account.id
+
+    @staticmethod
+    def _event(
+        action: Action,
+        principal: Principal,
+        package: PackageRecord,
+        version: VersionRecord | None = None,
+        data: dict[str, object] | None = None,
+    ) -> Event:
+        return Event(
+            action,
+            acting(principal),
+            owner_id=package.owner_id,
+            package_id=package.id,
+            package=package.name,
+            version_id=version.id if version else None,
+            digest=version.digest if version else None,
+            data=data or {},
+        )
 
     @staticmethod
     def registry_name(owner: str, package_name: str) -> str:
@@ -239,7 +261,9 @@ class PackageService:
         package = await self.get(principal, owner, owner_type, package_name)
         await self._admin(principal, package)
         self._check_downloads(principal, package, await self.store.max_downloads(package.id))
-        await self.store.delete(package.id)
+        events = [self._event(Action.PACKAGE_DELETED, principal, package)]
+        await self.store.delete(package.id, events)
+        await self.events.dispatch(events)
 
     async def restore(
         self, principal: Principal, owner: str, owner_type: str | None, package_name: str
@@ -256,7 +280,9 @@ class PackageService:
         package = await self._visible(principal, package)
         await self._admin(principal, package)
         self._check_window(package.deleted_at)
-        await self.store.restore(package.id)
+        events = [self._event(Action.PACKAGE_RESTORED, principal, package)]
+        await self.store.restore(package.id, events)
+        await self.events.dispatch(events)
 
     def _check_window(self, deleted_at: datetime | None) -> None:
         if deleted_at is None:
@@ -281,7 +307,9 @@ class PackageService:
         if version.deleted_at is not None:
             raise NotFound("Package version not found.")
         self._check_downloads(principal, package, version.download_count)
-        await self.store.delete_versions(package.id, [version.id])
+        events = [self._event(Action.VERSION_DELETED, principal, package, version)]
+        await self.store.delete_versions(package.id, [version.id], events)
+        await self.events.dispatch(events)
 
     async def delete_manifest(self, principal: Principal, name: str, digest: Digest) -> bool:
         """A registry ``DELETE /v2/<name>/manifests/<digest>`` (the caller is authorized):
@@ -293,7 +321,9 @@ class PackageService:
         if version is None or version.deleted_at is not None:
             return False
         self._check_downloads(principal, package, version.download_count)
-        await self.store.delete_versions(package.id, [version.id])
+        events = [self._event(Action.VERSION_DELETED, principal, package, version)]
+        await self.store.delete_versions(package.id, [version.id], events)
+        await self.events.dispatch(events)
         return True
 
     async def restore_version(
@@ -310,7 +340,9 @@ class PackageService:
         )
         await self._admin(principal, package)
         self._check_window(version.deleted_at)
-        await self.store.restore_version(package.id, version.id)
+        events = [self._event(Action.VERSION_RESTORED, principal, package, version)]
+        await self.store.restore_version(package.id, version.id, events)
+        await self.events.dispatch(events)
 
     async def purge_expired(self) -> Purged:
         """Purge what was deleted before the restore window."""
@@ -345,7 +377,7 @@ class PackageService:
         inherit_access: bool | None = None,
     ) -> PackageRecord:
         package = await self._settings_target(principal, owner, owner_type, package_name)
-        values: dict[str, object] = {}
+        values: dict[str, Any] = {}
         if visibility is not None and visibility != package.visibility:
             if package.visibility == Visibility.PUBLIC:
                 raise Conflict("A public package cannot be made private or internal again.")
@@ -364,7 +396,18 @@ class PackageService:
                 raise Conflict("Link a repository before inheriting its access.")
             values["inherit_access"] = inherit_access
         if values:
-            await self.store.update(package.id, **values)
+            events = []
+            if "visibility" in values:
+                events.append(
+                    self._event(
+                        Action.VISIBILITY_CHANGED,
+                        principal,
+                        package,
+                        data={"visibility": values["visibility"], "before": package.visibility},
+                    )
+                )
+            await self.store.update(package.id, events=events, **values)
+            await self.events.dispatch(events)
         found = await self.store.by_id(package.id)
         assert found is not None
         return found
@@ -390,13 +433,23 @@ class PackageService:
         a repository (``owner/name``, 'Actions access'); ``role`` None revokes."""
         package = await self._settings_target(principal, owner, owner_type, package_name)
         grantee_id = await self._grantee_id(package, grantee_type, grantee)
+        who: dict[str, object] = {
+            "grantee_type": grantee_type,
+            "grantee": grantee,
+            "grantee_id": grantee_id,
+        }
         if role is None:
-            if not await self.store.revoke(package.id, grantee_type, grantee_id):
+            events = [self._event(Action.ACCESS_REVOKED, principal, package, data=who)]
+            if not await self.store.revoke(package.id, grantee_type, grantee_id, events):
                 raise NotFound("No such grant.")
+            await self.events.dispatch(events)
             return
         if role not in ("read", "write", "admin"):
             raise Conflict(f"Invalid role {role!r}: use read, write or admin.")
-        await self.store.grant(package.id, grantee_type, grantee_id, role)
+        granted = self._event(Action.ACCESS_GRANTED, principal, package, data={**who, "role": role})
+        events = [granted]
+        await self.store.grant(package.id, grantee_type, grantee_id, role, events)
+        await self.events.dispatch(events)
 
     async def _grantee_id(self, package: PackageRecord, grantee_type: str, grantee: str) -> int:
         if grantee_type == "user":
@@ -460,16 +513,18 @@ class PackageService:
         name = name.removesuffix(".git")
         return owner.lower(), name.lower()
 
-    async def published(self, stored: StoredManifest, source_url: str | None) -> None:
-        """After a manifest push: link the package to the repository its source URL names
-        (a repository of the package's owner on this instance). On the first version it also
-        inherits the repository's access (organizations: as their default says)."""
-        if not source_url:
+    async def published(self, event: Event) -> None:
+        """After a manifest push (a version published, not a referrer): link the package to
+        the repository its source URL names (a repository of the package's owner on this
+        instance). On the first version it also inherits the repository's access
+        (organizations: as their default says)."""
+        source_url = event.data.get("source_url")
+        if not source_url or event.data.get("subject") or event.package_id is None:
             return
-        named = self.source_repository_name(source_url)
+        named = self.source_repository_name(str(source_url))
         if named is None:
             return
-        package = await self.store.by_id(stored.package_id)
+        package = await self.store.by_id(event.package_id)
         if package is None or package.source_repository_id is not None:
             return
         if named[0] != package.owner_login:
@@ -477,8 +532,8 @@ class PackageService:
         repository = await self.accounts.source_repository_by_name(*named)
         if repository is None:
             return
-        values: dict[str, object] = {"source_repository_id": repository.id}
-        if stored.first_version:
+        values: dict[str, Any] = {"source_repository_id": repository.id}
+        if event.data.get("first_version"):
             owner = await self.accounts.by_id(package.owner_id)
             values["inherit_access"] = (
                 owner.inherit_access_default if owner and owner.is_org else True

@@ -9,6 +9,7 @@ times higher, so failing on purpose from one address can't lock its owner out.
 from __future__ import annotations
 
 import secrets
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -36,7 +37,10 @@ class SignIn:
         limiter: FailureLimiter,
         *,
         ttl: float,
+        on_failure: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
+        #: Told of each failed sign-in below the limit: ``(user name, client address)``.
+        self.on_failure = on_failure
         self.accounts = accounts
         self.sessions = sessions
         self.limiter = limiter
@@ -58,6 +62,8 @@ class SignIn:
         if not ok or user is None or user.suspended:
             self.limiter.fail(*keys)
             self.per_user.fail(user_key)
+            if self.on_failure is not None:
+                await self.on_failure(login, client)
             raise Unauthenticated("Incorrect username or password.")
         secret = secrets.token_urlsafe(32)
         csrf = secrets.token_urlsafe(32)

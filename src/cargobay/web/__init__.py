@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cargobay.web import forms, pages, trust
+from cargobay.web import audit, forms, pages, trust
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -26,6 +26,9 @@ ROUTES = [
     Route("/settings/tokens", forms.create_token, methods=POST),
     Route("/settings/tokens/new", forms.new_token_page, methods=GET),
     Route("/settings/tokens/{token_id}/revoke", forms.revoke_token, methods=POST),
+    Route("/settings/audit-log", audit.own_log, methods=GET),
+    Route("/orgs/{org}/settings/audit-log", audit.org_log, methods=GET),
+    Route("/admin/audit-log", audit.site_log, methods=GET),
     Route("/orgs/{org}/settings/packages", forms.org_settings_page, methods=GET),
     Route("/orgs/{org}/settings/packages", forms.org_settings, methods=POST),
     Route("/packages/{package_id}/visibility", forms.change_visibility, methods=POST),

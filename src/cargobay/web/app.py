@@ -21,6 +21,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from cargobay.auth.principal import Principal
 from cargobay.errors import CargobayError, NotFound, TooManyRequests
+from cargobay.services.events import bind_principal
 from cargobay.services.packages import PackageService
 from cargobay.services.signin import Session, SignIn
 
@@ -119,6 +120,8 @@ class Web:
             return cached  # type: ignore[no-any-return]
         session = await self.signin.session(request.cookies.get(SESSION_COOKIE))
         request.scope["cargobay.session"] = session
+        if session is not None:
+            bind_principal(session.principal)
         return session
 
     async def viewer(self, request: Request) -> Principal:

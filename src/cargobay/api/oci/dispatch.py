@@ -94,6 +94,7 @@ class OciApp:
         if matched is None:
             return error_response("NOT_FOUND", 404, "no such endpoint", {"path": scope["path"]})
         endpoint, params = matched
+        scope["cargobay.endpoint"] = endpoint  # the route template, for metrics and logs
         route = self.routes[endpoint]
         if scope["method"] not in route.methods:
             return error_response(

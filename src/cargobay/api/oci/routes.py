@@ -35,6 +35,7 @@ from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import Digest, is_digest, parse_digest
 from cargobay.oci.names import RepositoryName, parse_name
 from cargobay.services.access import AccessService
+from cargobay.services.events import bind_principal
 from cargobay.services.manifests import parse_reference
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
@@ -67,6 +68,7 @@ async def principal(request: Request) -> Principal:
             request.headers.get("authorization"), client
         )
         request.scope["cargobay.principal"] = known
+        bind_principal(known)
     return known
 
 

@@ -17,6 +17,8 @@ from cargobay import errors
 from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
 from cargobay.auth.principal import Principal
 from cargobay.services.accounts import InvalidInput
+from cargobay.services.audit import AuditForbidden
+from cargobay.services.events import bind_principal
 from cargobay.services.packages import Forbidden, Page, ScopeMissing
 
 #: domain error -> HTTP status, looked up along the exception's MRO.
@@ -26,6 +28,7 @@ STATUS: dict[type[errors.CargobayError], int] = {
     errors.Unauthenticated: 401,
     ScopeMissing: 403,
     Forbidden: 403,
+    AuditForbidden: 403,
     errors.Denied: 403,
     errors.Conflict: 409,
     errors.DeletionRefused: 400,
@@ -64,6 +67,7 @@ class RestApp:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        original = scope
         if scope["type"] == "http":
             if scope["method"] in ("POST", "PUT", "PATCH"):
                 # Bodies are JSON whatever the Content-Type says (GitHub's examples use
@@ -75,7 +79,11 @@ class RestApp:
                 # Decode everything but the encoded slashes; handlers decode those in names.
                 kept = raw.split(b"?", 1)[0].replace(b"%2F", b"%252F").replace(b"%2f", b"%252F")
                 scope = dict(scope, path=unquote(kept.decode("latin-1")))
-        await self.app(scope, receive, send)
+        try:
+            await self.app(scope, receive, send)
+        finally:
+            if scope is not original and "route" in scope:
+                original["route"] = scope["route"]  # the route template, for metrics and logs
 
 
 def state(request: Request) -> dict[str, Any]:
@@ -98,6 +106,7 @@ async def principal(request: Request) -> Principal:
     who: Principal = await state(request)["access"].authenticate(header, client)
     if who.registry_grant is not None:
         raise errors.Unauthenticated("Bad credentials: registry tokens are for /v2 only")
+    bind_principal(who)
     return who
 
 
@@ -132,7 +141,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, packages, trust
+    from cargobay.api.rest import accounts, audit, packages, trust
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -194,4 +203,5 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
     app.include_router(packages.router)
     app.include_router(accounts.router)
     app.include_router(trust.router)
+    app.include_router(audit.router)
     return RestApp(app)

@@ -1,0 +1,109 @@
+"""The request log from the outside (``CARGOBAY_ACCESS_LOG=true``): one JSON line per request
+with its id (the client's ``X-Request-Id`` when sane, else a new one, echoed back), route
+template, status, bytes and who; and no secret used against the server anywhere in its log."""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import time
+from typing import Any
+
+import httpx
+import pytest
+
+pytestmark = pytest.mark.e2e
+
+if os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference":
+    pytest.skip("cargobay's own log", allow_module_level=True)
+
+
+def digest(data: bytes) -> str:
+    return "sha256:" + hashlib.sha256(data).hexdigest()
+
+
+def test_one_line_per_request_and_no_secret_in_the_log(server_factory: Any) -> None:
+    server = server_factory(access_log=True, workers=2)
+    secrets = [server.token]
+    http = httpx.Client(base_url=server.url, timeout=30)
+    auth = (server.user, server.token)
+    mine = http.get("/v2/", auth=auth, headers={"X-Request-Id": "trace-4711"})
+    assert mine.status_code == 200 and mine.headers["x-request-id"] == "trace-4711"
+    made = http.get("/v2/", headers={"X-Request-Id": "bad id \t" + "x" * 300})
+    assert made.status_code == 401
+    assert len(made.headers["x-request-id"]) == 32 and " " not in made.headers["x-request-id"]
+    # A registry (bearer) token, a pushed blob and manifest, a pull.
+    token = http.get(
+        "/token", params={"scope": "repository:api/logged:pull,push"}, auth=auth
+    ).json()["token"]
+    secrets.append(token)
+    bearer = {"Authorization": f"Bearer {token}"}
+    config = b'{"architecture":"amd64","os":"linux"}'
+    start = http.post("/v2/api/logged/blobs/uploads/", headers=bearer)
+    assert start.status_code == 202, start.text
+    put = http.put(
+        httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest(config)}),
+        content=config,
+        headers=bearer,
+    )
+    assert put.status_code == 201, put.text
+    manifest = json.dumps(
+        {
+            "schemaVersion": 2,
+            "mediaType": "application/vnd.oci.image.manifest.v1+json",
+            "config": {
+                "mediaType": "application/vnd.oci.image.config.v1+json",
+                "digest": digest(config),
+                "size": len(config),
+            },
+            "layers": [],
+        }
+    ).encode()
+    pushed = http.put(
+        "/v2/api/logged/manifests/v1",
+        content=manifest,
+        headers={**bearer, "Content-Type": "application/vnd.oci.image.manifest.v1+json"},
+    )
+    assert pushed.status_code == 201, pushed.text
+    assert http.get(f"/v2/api/logged/blobs/{digest(config)}", headers=bearer).content == config
+    # A new personal access token through the REST API; wrong secrets of every kind.
+    created = http.post("/api/v3/user/tokens", json={"scopes": ["read:packages"]}, auth=auth).json()
+    secrets.append(created["token"])
+    wrong = ["cbp_wrongwrongwrongwrong0123456789", "not-a-token-but-a-password-9876"]
+    secrets += wrong
+    for secret in wrong:
+        assert http.get("/v2/", auth=(server.user, secret)).status_code == 401
+        assert (
+            http.get("/api/v3/user", headers={"Authorization": f"token {secret}"}).status_code
+            == 401
+        )
+    http.close()
+    secrets += [base64.b64encode(f"{server.user}:{s}".encode()).decode() for s in secrets]
+
+    deadline = time.monotonic() + 10
+    while True:  # workers write their lines as they answer
+        text = server.log_path.read_text(errors="replace")
+        lines = [json.loads(line) for line in text.splitlines() if line.startswith("{")]
+        if (
+            any(
+                line.get("status") == 200 and line["route"] == "/v2/{name}/blobs/{digest}"
+                for line in lines
+            )
+            or time.monotonic() > deadline
+        ):
+            break
+        time.sleep(0.2)
+    for secret in secrets:
+        assert secret not in text, "a secret reached the log"
+    traced = [line for line in lines if line["request_id"] == "trace-4711"]
+    assert len(traced) == 1
+    assert traced[0]["route"] == "/v2/" and traced[0]["status"] == 200
+    assert traced[0]["method"] == "GET" and traced[0]["user_id"] and traced[0]["token_id"]
+    pushes = [line for line in lines if line["route"] == "/v2/{name}/manifests/{reference}"]
+    assert pushes[-1]["status"] == 201 and pushes[-1]["repository"] == "api/logged"
+    assert pushes[-1]["bytes_in"] == len(manifest)
+    blob = [line for line in lines if line["route"] == "/v2/{name}/blobs/{digest}"]
+    assert blob[-1]["bytes_out"] == len(config)
+    assert {line["route"] for line in lines} >= {"/token", "/api/v3/user/tokens", "/api/v3/user"}
