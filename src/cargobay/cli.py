@@ -129,6 +129,9 @@ def serve(
         log_access=False,
         backlog=2048,
         backpressure=settings.backpressure or None,
+        # issue 19: a bounded stop (workers still busy at the deadline are killed; an upload
+        # cut off keeps the bytes it stored, resumable from the Range it reports).
+        workers_kill_timeout=settings.shutdown_timeout,
     ).serve()
 
 

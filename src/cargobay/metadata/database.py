@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import functools
 import inspect
+import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -24,8 +25,10 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cargobay.errors import Unavailable
+from cargobay.errors import InsufficientStorage, Unavailable
 from cargobay.metadata.schema import repositories
+
+log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -114,9 +117,18 @@ def _unavailable_on_lost_database() -> Iterator[None]:
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if _is_full(exc):
+            log.error("the metadata database is out of space: %s", exc.orig)
+            raise InsufficientStorage("the registry is out of storage") from exc
         if exc.connection_invalidated or not _is_lock_error(exc):
             raise Unavailable("the metadata database is unavailable") from exc
         raise
+
+
+def _is_full(exc: sa.exc.DBAPIError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100)."""
+    text = str(exc.orig).lower()
+    return "database or disk is full" in text or getattr(exc.orig, "sqlstate", None) == "53100"
 
 
 def _is_lock_error(exc: sa.exc.DBAPIError) -> bool:

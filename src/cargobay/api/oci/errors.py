@@ -37,6 +37,7 @@ ERROR_TABLE: dict[type[errors.CargobayError], tuple[str, int]] = {
     errors.Unauthenticated: ("UNAUTHORIZED", 401),
     errors.Denied: ("DENIED", 403),
     errors.Unavailable: ("UNAVAILABLE", 503),
+    errors.InsufficientStorage: ("UNKNOWN", 507),  # no OCI code fits; the message says it
     errors.TooManyRequests: ("TOOMANYREQUESTS", 429),
 }
 
@@ -65,6 +66,8 @@ def _extra_headers(exc: errors.CargobayError) -> dict[str, str]:
         return {"Content-Range": f"bytes */{exc.size}"}
     if isinstance(exc, errors.Unavailable):
         return {"Retry-After": "5"}
+    if isinstance(exc, errors.TooManyUploads):
+        return {"Retry-After": str(exc.retry_after)}
     return {}
 
 

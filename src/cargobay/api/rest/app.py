@@ -34,6 +34,7 @@ STATUS: dict[type[errors.CargobayError], int] = {
     errors.NameInvalid: 422,
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
+    errors.InsufficientStorage: 507,
 }
 
 
