@@ -56,6 +56,14 @@ def _hash_range(fd: int, algorithm: str, start: int, end: int) -> str:
     return hasher.hexdigest()
 
 
+class _WriteFailed(Exception):
+    """Writing upload bytes failed (told apart from errors of the incoming stream)."""
+
+    def __init__(self, error: OSError) -> None:
+        super().__init__(str(error))
+        self.error = error
+
+
 class FilesystemBlobStore:
     def __init__(self, root: Path) -> None:
         self.root = Path(root).resolve()
@@ -252,9 +260,12 @@ class FilesystemBlobStore:
                 while done < len(data):
                     # A write may store fewer bytes than asked (a disk filling up): only what
                     # was stored advances the offset and the hash, the rest is written again.
-                    written = self._pwrite(fd, view[done:], pos)
+                    try:
+                        written = self._pwrite(fd, view[done:], pos)
+                    except OSError as exc:
+                        raise _WriteFailed(exc) from exc
                     if written <= 0:
-                        raise OSError(errno.EIO, "the write stored nothing")
+                        raise _WriteFailed(OSError(errno.EIO, "the write stored nothing"))
                     if hasher:
                         whole = done == 0 and written == len(data)
                         hasher.update(data if whole else data[done : done + written])
@@ -280,17 +291,18 @@ class FilesystemBlobStore:
                 flush()
             except TooLarge:
                 raise
-            except OSError as exc:
+            except _WriteFailed as failed:
                 # The store failed: keep exactly the bytes stored before it did, so the session
                 # resumes from the Range it reports.
                 self._keep_prefix(upload_id, fd, hasher, pos)
+                exc = failed.error
                 if space.is_out_of_space(exc):
                     raise space.out_of_space("the filesystem blob store", self.root, exc) from exc
-                raise
+                raise exc from None
             except BaseException:
                 # Keep the valid prefix received before the client went away (if storing it
                 # fails, what was stored until then is kept).
-                with contextlib.suppress(OSError):
+                with contextlib.suppress(_WriteFailed):
                     flush()
                 self._keep_prefix(upload_id, fd, hasher, pos)
                 raise
