@@ -144,6 +144,11 @@ class Unavailable(CargobayError):
 class InsufficientStorage(CargobayError):
     """the registry is out of storage"""
 
+    def __init__(self, message: str = "", *, where: str = "") -> None:
+        super().__init__(message)
+        #: For the operator's log, never for clients: which store, and how much is left.
+        self.where = where
+
 
 class TooManyUploads(TooManyRequests):
     """too many open upload sessions; finish or cancel some first"""

@@ -12,7 +12,6 @@ import asyncio
 import contextlib
 import functools
 import inspect
-import logging
 import sqlite3
 import threading
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -27,8 +26,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from cargobay.errors import InsufficientStorage, Unavailable
 from cargobay.metadata.schema import repositories
-
-log = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
@@ -118,8 +115,10 @@ def _unavailable_on_lost_database() -> Iterator[None]:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
         if _is_full(exc):
-            log.error("the metadata database is out of space: %s", exc.orig)
-            raise InsufficientStorage("the registry is out of storage") from exc
+            raise InsufficientStorage(
+                "the registry is out of storage",
+                where=f"the metadata database is out of space: {exc.orig}",
+            ) from exc
         if exc.connection_invalidated or not _is_lock_error(exc):
             raise Unavailable("the metadata database is unavailable") from exc
         raise

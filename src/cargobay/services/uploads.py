@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from cargobay.errors import BlobUploadUnknown, DigestInvalid, TooLarge
+from cargobay.errors import BlobUploadUnknown, CargobayError, DigestInvalid, TooLarge
 from cargobay.metadata.base import BlobLinkStore, UploadStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
@@ -36,6 +36,8 @@ async def _quietly(cleanup: Awaitable[object], what: str) -> None:
     try:
         with anyio.CancelScope(shield=True):
             await cleanup
+    except CargobayError as exc:  # the database or store is out of reach, or full
+        log.warning("%s failed: %s", what, exc.message)
     except Exception:
         log.warning("%s failed", what, exc_info=True)
 

@@ -7,12 +7,9 @@ A full disk is not an outage: it is reported as :class:`~cargobay.errors.Insuffi
 from __future__ import annotations
 
 import errno
-import logging
 import os
 
 from cargobay.errors import InsufficientStorage
-
-log = logging.getLogger("cargobay.storage")
 
 #: errno values that mean "no room": the disk, or the user's quota, is full.
 OUT_OF_SPACE = frozenset({errno.ENOSPC, errno.EDQUOT})
@@ -34,13 +31,16 @@ def is_out_of_space(exc: BaseException) -> bool:
 
 
 def out_of_space(store: str, path: str | os.PathLike[str], exc: OSError) -> InsufficientStorage:
-    """The domain error for ``exc`` (ENOSPC/EDQUOT writing under ``path``), logged once."""
+    """The domain error for ``exc`` (ENOSPC/EDQUOT writing under ``path``). Whoever answers
+    the request logs it, once."""
     try:
         free = f"{free_bytes(path)} bytes free"
     except OSError:
         free = "free space unknown"
-    log.error("%s at %s is out of space (%s): %s", store, path, free, exc.strerror or exc)
-    error = InsufficientStorage("the registry is out of storage")
+    error = InsufficientStorage(
+        "the registry is out of storage",
+        where=f"{store} at {path} is out of space ({free}): {exc.strerror or exc}",
+    )
     error.__cause__ = exc
     return error
 

@@ -6,6 +6,7 @@ distribution-spec, "Error Codes": ``{"errors": [{"code", "message", "detail"}]}`
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -41,6 +42,14 @@ ERROR_TABLE: dict[type[errors.CargobayError], tuple[str, int]] = {
     errors.TooManyRequests: ("TOOMANYREQUESTS", 429),
 }
 
+log = logging.getLogger("cargobay.storage")
+
+
+def log_out_of_storage(exc: errors.InsufficientStorage) -> None:
+    """The one log line of a request refused for lack of space: which store, what is left."""
+    log.error("request refused, out of storage: %s", exc.where or exc.message)
+
+
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
 
@@ -73,6 +82,8 @@ def _extra_headers(exc: errors.CargobayError) -> dict[str, str]:
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.CargobayError)
+    if isinstance(exc, errors.InsufficientStorage):
+        log_out_of_storage(exc)
     code, status = lookup(exc)
     headers = _extra_headers(exc)
     challenge = getattr(exc, "challenge", None)
