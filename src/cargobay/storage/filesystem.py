@@ -37,10 +37,10 @@ from cargobay.errors import (
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of, new_hasher
 from cargobay.storage import hashing, space
+from cargobay.storage.fs_append import FileAppend, WriteFailed
 from cargobay.storage.uploads import valid_upload_id
 
 READ_CHUNK = 256 * 1024
-WRITE_BATCH = 1024 * 1024
 _STATE = struct.Struct("<Q")
 
 
@@ -54,14 +54,6 @@ def _hash_range(fd: int, algorithm: str, start: int, end: int) -> str:
         hasher.update(data)
         pos += len(data)
     return hasher.hexdigest()
-
-
-class _WriteFailed(Exception):
-    """Writing upload bytes failed (told apart from errors of the incoming stream)."""
-
-    def __init__(self, error: OSError) -> None:
-        super().__init__(str(error))
-        self.error = error
 
 
 class FilesystemBlobStore:
@@ -244,57 +236,24 @@ class FilesystemBlobStore:
                 raise TooLarge(limit=max_size)
             hasher = self._load_hash(upload_id, fd, start)
             saved = hasher.state() if hasher else None
-            pos = start
-            pending: list[bytes] = []
-            pending_size = 0
-
-            def flush() -> None:
-                nonlocal pos, pending_size
-                if not pending:
-                    return
-                data = pending[0] if len(pending) == 1 else b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                view = memoryview(data)
-                done = 0
-                while done < len(data):
-                    # A write may store fewer bytes than asked (a disk filling up): only what
-                    # was stored advances the offset and the hash, the rest is written again.
-                    try:
-                        written = self._pwrite(fd, view[done:], pos)
-                    except OSError as exc:
-                        raise _WriteFailed(exc) from exc
-                    if written <= 0:
-                        raise _WriteFailed(OSError(errno.EIO, "the write stored nothing"))
-                    if hasher:
-                        whole = done == 0 and written == len(data)
-                        hasher.update(data if whole else data[done : done + written])
-                    pos += written
-                    done += written
+            writer = FileAppend(fd, start, hasher, self._pwrite)
 
             def undo() -> None:
-                pending.clear()
+                writer.drop_pending()
                 with contextlib.suppress(OSError):
                     os.ftruncate(fd, start)
                 if hasher and saved is not None:
                     self._save_hash(upload_id, hashing.ResumableSHA256(saved), start)
 
             try:
-                async for chunk in chunks:
-                    if pos + pending_size + len(chunk) > max_size:
-                        undo()
-                        raise TooLarge(limit=max_size)
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= WRITE_BATCH:
-                        flush()
-                flush()
+                await writer.receive(chunks, max_size)
             except TooLarge:
+                undo()
                 raise
-            except _WriteFailed as failed:
+            except WriteFailed as failed:
                 # The store failed: keep exactly the bytes stored before it did, so the session
                 # resumes from the Range it reports.
-                self._keep_prefix(upload_id, fd, hasher, pos)
+                self._keep_prefix(upload_id, fd, hasher, writer.pos)
                 exc = failed.error
                 if space.is_out_of_space(exc):
                     raise space.out_of_space("the filesystem blob store", self.root, exc) from exc
@@ -302,10 +261,11 @@ class FilesystemBlobStore:
             except BaseException:
                 # Keep the valid prefix received before the client went away (if storing it
                 # fails, what was stored until then is kept).
-                with contextlib.suppress(_WriteFailed):
-                    flush()
-                self._keep_prefix(upload_id, fd, hasher, pos)
+                with contextlib.suppress(WriteFailed):
+                    writer.flush()
+                self._keep_prefix(upload_id, fd, hasher, writer.pos)
                 raise
+            pos = writer.pos
             if length is not None and pos - start != length:
                 undo()
                 raise SizeInvalid(
