@@ -178,4 +178,3 @@ def test_full_disk_refuses_a_monolithic_push_with_507(
             assert r.status_code == 404, explain(r)
     finally:
         server.stop()
-

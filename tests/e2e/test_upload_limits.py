@@ -82,4 +82,3 @@ def test_open_sessions_are_bounded_per_principal(server_factory: Any) -> None:
         time.sleep(TIMEOUT + 0.5)
         open_sessions(http, repo, LIMIT)
         refused(http, repo)
-
