@@ -20,8 +20,16 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE
-from images import random_bytes, sha256_digest
-from registry_http import explain, upload_blob, with_params
+from images import OCI_MANIFEST, random_bytes, sha256_digest
+from registry_http import (
+    EMPTY_CONFIG,
+    EMPTY_CONFIG_TYPE,
+    canonical,
+    descriptor,
+    explain,
+    upload_blob,
+    with_params,
+)
 
 MIB = 1024 * 1024
 TMPFS_SIZE = 48 * MIB
@@ -157,12 +165,44 @@ def _scenario(server: Any, disk: Path) -> None:
         assert r.status_code == 200, explain(r)
 
 
-def test_full_disk_refuses_a_monolithic_push_with_507(
+def test_full_disk_refuses_manifests_and_monolithic_pushes_with_507(
     start_server_at: Any, small_disk: Path
 ) -> None:
     server = start_server_at(small_disk)
     try:
         with httpx.Client(base_url=server.url, timeout=60, auth=server.auth) as http:
+            layer = random_bytes(4096)
+            layers = [descriptor("application/vnd.oci.image.layer.v1.tar", layer)]
+            upload_blob(http, "e2e/full-disk-mono", layer)
+            upload_blob(http, "e2e/full-disk-mono", EMPTY_CONFIG)
+            manifests = [
+                canonical(
+                    {
+                        "schemaVersion": 2,
+                        "mediaType": OCI_MANIFEST,
+                        "config": descriptor(EMPTY_CONFIG_TYPE, EMPTY_CONFIG),
+                        "layers": layers,
+                        "annotations": {"n": str(n)},
+                    }
+                )
+                for n in range(50)
+            ]
+            filler = fill(small_disk, 0)
+            # Manifests: the metadata database is out of space too.
+            answers = set()
+            for n, manifest in enumerate(manifests):
+                r = http.put(
+                    f"/v2/e2e/full-disk-mono/manifests/v{n}",
+                    content=manifest,
+                    headers={"Content-Type": OCI_MANIFEST},
+                )
+                answers.add(r.status_code)
+                if r.status_code != 201:
+                    break
+            assert r.status_code == 507, explain(r)
+            assert "retry-after" not in r.headers, explain(r)
+            assert answers <= {201, 507}, answers
+            filler.unlink()
             fill(small_disk, 64 * 1024)
             data = random_bytes(2 * MIB)
             r = http.post(
