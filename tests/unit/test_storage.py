@@ -108,3 +108,23 @@ async def test_a_stalled_body_is_on_disk_within_the_idle_flush(tmp_path: Path) -
     assert await store.upload_size(upload) == len(received) + 4
     digest = Digest("sha256:" + hashlib.sha256(received + b"rest").hexdigest())
     assert await store.commit(upload, digest) == len(received) + 4
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(403, "QuotaExceeded"), (507, "InsufficientStorage"), (507, "")]
+)
+async def test_a_full_object_store_is_out_of_storage(status: int, code: str) -> None:
+    from botocore.exceptions import ClientError
+
+    from cargobay.errors import InsufficientStorage
+    from cargobay.storage.s3_client import S3Calls
+
+    def full(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+        )
+
+    calls = S3Calls(client=None, bucket="b")  # type: ignore[arg-type]
+    with pytest.raises(InsufficientStorage) as refused:
+        await calls.run(full)
+    assert "bucket b" in refused.value.where
