@@ -49,6 +49,7 @@ from cargobay.settings import Settings, load_settings, proxy_networks
 from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemBlobStore
 from cargobay.storage.memory import MemoryBlobStore
+from cargobay.storage.space import FreeSpaceCheck
 from cargobay.web import create_web_app
 
 log = logging.getLogger("cargobay")
@@ -92,7 +93,7 @@ def build_blob_store(settings: Settings) -> BlobStore:
 def build_metadata(settings: Settings) -> SqlMetadata:
     """The metadata stores. Refuses a database whose schema is not at the newest revision."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.resolved_database_url)
+    engine = make_engine(settings.resolved_database_url, synchronous=settings.sqlite_synchronous)
     if pending_migrations(engine):
         engine.dispose()
         raise SystemExit(
@@ -115,6 +116,7 @@ def build_registry(
             metadata.blobs,
             max_blob_size=settings.max_blob_size,
             timeout=settings.upload_timeout,
+            max_sessions=settings.max_upload_sessions,
         ),
         manifests=ManifestService(
             metadata.manifests,
@@ -231,7 +233,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings
     site.state.registry = registry
-    site.state.health = HealthService(metadata.ping, store)
+    site.state.health = HealthService(metadata.ping, store, _free_space_check(settings))
     site.mount("/api/v3", create_rest_app(state))
     site.mount("/", create_web_app(state))
     app: ASGIApp = HostRouter(
@@ -249,6 +251,16 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         requestlog.configure()
         app = RequestLog(app)
     return app
+
+
+def _free_space_check(settings: Settings) -> FreeSpaceCheck | None:
+    """Free space matters where the data directory holds blobs or the SQLite database."""
+    local = settings.blob_store == "filesystem" or settings.resolved_database_url.startswith(
+        "sqlite"
+    )
+    if not local or not settings.min_free_space or not settings.min_free_percent:
+        return None
+    return FreeSpaceCheck(settings.data_dir, settings.min_free_space, settings.min_free_percent)
 
 
 async def _not_found(request: Request, exc: Exception) -> Response:

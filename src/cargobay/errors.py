@@ -148,3 +148,22 @@ class Denied(CargobayError):
 
 class Unavailable(CargobayError):
     """a backing service is unavailable"""
+
+
+class InsufficientStorage(CargobayError):
+    """the registry is out of storage"""
+
+    def __init__(self, message: str = "", *, where: str = "") -> None:
+        super().__init__(message)
+        #: For the operator's log, never for clients: which store, and how much is left.
+        self.where = where
+
+
+class TooManyUploads(TooManyRequests):
+    """too many open upload sessions; finish or cancel some first"""
+
+    def __init__(self, message: str = "", *, limit: int, retry_after: int) -> None:
+        super().__init__(message, {"limit": limit})
+        self.limit = limit
+        #: Seconds until an idle session of this principal may have expired.
+        self.retry_after = retry_after

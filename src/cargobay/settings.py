@@ -76,6 +76,22 @@ class Settings(BaseSettings):
     backpressure: int = Field(default=0, ge=0)
     #: Largest page of tags or repositories a client may ask for.
     max_page_size: int = Field(default=10_000, ge=1)
+    #: Most upload sessions one principal (a user, a workflow token, or anonymous callers) may
+    #: have open at once; past it a new one is refused with 429 until some finish or expire.
+    max_upload_sessions: int = Field(default=10_000, ge=1)
+    #: ``cargobay serve`` stops within this many seconds of SIGTERM or Ctrl-C: it stops
+    #: accepting, lets requests in flight finish until then, then closes what remains (an
+    #: upload cut off keeps the bytes it stored and can be resumed).
+    shutdown_timeout: int = Field(default=25, ge=1, le=3600)
+    #: ``/readyz`` answers 503 when the data directory (local blobs, the SQLite database) has
+    #: less free space than the smaller of ``min_free_space`` bytes and ``min_free_percent`` of
+    #: its size, so a load balancer stops sending pushes before the disk is full. 0: no check.
+    min_free_space: int = Field(default=GIB, ge=0)
+    min_free_percent: float = Field(default=2.0, ge=0, le=100)
+    #: SQLite ``synchronous``: ``full`` (default) makes every acknowledged write survive an OS
+    #: crash or a power loss; ``normal`` is faster, but the writes acknowledged last before such
+    #: a crash may be lost (the database stays consistent). See docs/deployment.md.
+    sqlite_synchronous: Literal["full", "normal"] = "full"
 
     #: Public base URL of the site (``http(s)://hostname`` or ``http(s)://host:port`` when
     #: empty). Behind a reverse proxy that terminates TLS, its ``https://`` address.

@@ -10,7 +10,7 @@ from typing import TypeVar
 
 import pytest
 
-from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
+from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, TooManyUploads
 from cargobay.metadata.base import NewManifest
 from cargobay.metadata.engine import make_engine, migrate, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
@@ -152,6 +152,23 @@ async def test_uploads_expire(meta: SqlMetadata) -> None:
     assert await meta.uploads.expired(datetime.now(UTC) + timedelta(seconds=1)) == [upload.id]
     await meta.uploads.delete(upload.id)
     assert await meta.uploads.get(upload.id) is None
+
+
+async def test_open_uploads_are_bounded_per_owner(meta: SqlMetadata) -> None:
+    live_since = datetime.now(UTC) - timedelta(minutes=10)
+    for n in range(3):
+        await meta.uploads.create(f"{n:032x}", REPO, owner="user:1", limit=3, live_since=live_since)
+    with pytest.raises(TooManyUploads) as refused:
+        await meta.uploads.create("f" * 32, REPO, owner="user:1", limit=3, live_since=live_since)
+    assert 1 <= refused.value.retry_after <= 601  # when the oldest of them expires
+    assert await meta.uploads.get("f" * 32) is None
+    # Another owner has its own count; a finished session frees its slot.
+    await meta.uploads.create("e" * 32, REPO, owner="user:2", limit=3, live_since=live_since)
+    await meta.uploads.delete(f"{0:032x}")
+    await meta.uploads.create("f" * 32, REPO, owner="user:1", limit=3, live_since=live_since)
+    # Sessions idle since before ``live_since`` have expired: they don't count.
+    later = datetime.now(UTC) + timedelta(seconds=1)
+    await meta.uploads.create("d" * 32, REPO, owner="user:1", limit=1, live_since=later)
 
 
 async def test_reads_see_every_commit_from_any_connection(database_url: str) -> None:

@@ -88,3 +88,20 @@ def restart_server(pytestconfig: pytest.Config) -> Iterator[RestartServer]:
     yield restart
     for server in started:
         server.stop()
+
+
+@pytest.fixture(scope="session")
+def start_server_at(pytestconfig: pytest.Config) -> Iterator[Callable[..., Any]]:
+    """``start(data_dir, **settings)``: a cargobay on a data directory the test chose (e.g. a
+    small tmpfs); stopped at the end of the session if the test did not stop it."""
+    shared = _shared_conftest(pytestconfig)
+    started: list[Any] = []
+
+    def start(data_dir: Path, **settings: Any) -> Any:
+        server = shared.start_cargobay(data_dir, **settings)
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

@@ -82,3 +82,49 @@ async def test_a_second_store_instance_continues_an_upload(tmp_path: Path) -> No
     assert [d async for d in first.iter_digests()] == [
         Digest("sha256:" + hashlib.sha256(data).hexdigest())
     ]
+
+
+async def test_a_stalled_body_is_on_disk_within_the_idle_flush(tmp_path: Path) -> None:
+    """What arrived before a client stalled is stored while the request is still open, so a
+    server killed then (kill -9, or at the end of a bounded stop) keeps every byte received."""
+    import anyio
+
+    store = FilesystemBlobStore(tmp_path)
+    upload = new_upload_id()
+    await store.start_upload(upload)
+    resume = anyio.Event()
+    received = os.urandom(12345)  # far below a write batch
+
+    async def stalling() -> AsyncIterator[bytes]:
+        yield received
+        await resume.wait()
+        yield b"rest"
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(lambda: store.append(upload, stalling(), offset=0, max_size=1 << 30))
+        await anyio.sleep(1.6)  # IDLE_FLUSH is 0.5 s
+        assert await store.upload_size(upload) == len(received)
+        resume.set()
+    assert await store.upload_size(upload) == len(received) + 4
+    digest = Digest("sha256:" + hashlib.sha256(received + b"rest").hexdigest())
+    assert await store.commit(upload, digest) == len(received) + 4
+
+
+@pytest.mark.parametrize(
+    ("status", "code"), [(403, "QuotaExceeded"), (507, "InsufficientStorage"), (507, "")]
+)
+async def test_a_full_object_store_is_out_of_storage(status: int, code: str) -> None:
+    from botocore.exceptions import ClientError
+
+    from cargobay.errors import InsufficientStorage
+    from cargobay.storage.s3_client import S3Calls
+
+    def full(**_: object) -> None:
+        raise ClientError(
+            {"Error": {"Code": code}, "ResponseMetadata": {"HTTPStatusCode": status}}, "PutObject"
+        )
+
+    calls = S3Calls(client=None, bucket="b")  # type: ignore[arg-type]
+    with pytest.raises(InsufficientStorage) as refused:
+        await calls.run(full)
+    assert "bucket b" in refused.value.where

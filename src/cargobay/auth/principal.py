@@ -37,5 +37,15 @@ class Principal:
     def anonymous(self) -> bool:
         return self.kind is Kind.ANONYMOUS
 
+    @property
+    def key(self) -> str:
+        """Who this is for per-principal limits: ``user:<id>``, ``workflow:<token id>`` (one
+        per workflow run), or ``anonymous``."""
+        if self.kind is Kind.USER:
+            return f"user:{self.user_id}"
+        if self.kind is Kind.WORKFLOW:
+            return f"workflow:{self.token_id or self.workflow_repository_id}"
+        return "anonymous"
+
 
 ANONYMOUS = Principal()

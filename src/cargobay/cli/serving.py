@@ -221,6 +221,9 @@ def _granian(settings: Settings) -> None:
         backpressure=settings.backpressure or None,
         ssl_cert=settings.tls_cert,
         ssl_key=settings.tls_key,
+        # A bounded stop: workers still busy at the deadline are killed; an upload cut off
+        # keeps the bytes it stored, resumable from the Range it reports.
+        workers_kill_timeout=settings.shutdown_timeout,
     ).serve()
 
 

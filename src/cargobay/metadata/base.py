@@ -156,8 +156,18 @@ class ManifestStore(Protocol):
 
 
 class UploadStore(Protocol):
-    async def create(self, upload_id: str, repository: RepositoryName) -> Upload:
-        """Record a new upload session."""
+    async def create(
+        self,
+        upload_id: str,
+        repository: RepositoryName,
+        *,
+        owner: str = "",
+        limit: int | None = None,
+        live_since: datetime | None = None,
+    ) -> Upload:
+        """Record a new upload session of ``owner``. With ``limit``: raise TooManyUploads (and
+        record nothing) if ``owner`` already has ``limit`` sessions touched at or after
+        ``live_since`` (older ones have expired and don't count). Holds across processes."""
 
     async def get(self, upload_id: str) -> Upload | None:
         """The session, or None."""

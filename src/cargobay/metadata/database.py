@@ -24,7 +24,7 @@ import anyio.to_thread
 import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
-from cargobay.errors import Unavailable
+from cargobay.errors import InsufficientStorage, Unavailable
 from cargobay.metadata.schema import repositories
 
 T = TypeVar("T")
@@ -114,9 +114,20 @@ def _unavailable_on_lost_database() -> Iterator[None]:
     try:
         yield
     except (sa.exc.OperationalError, sa.exc.InterfaceError) as exc:
+        if _is_full(exc):
+            raise InsufficientStorage(
+                "the registry is out of storage",
+                where=f"the metadata database is out of space: {exc.orig}",
+            ) from exc
         if exc.connection_invalidated or not _is_lock_error(exc):
             raise Unavailable("the metadata database is unavailable") from exc
         raise
+
+
+def _is_full(exc: sa.exc.DBAPIError) -> bool:
+    """SQLite's SQLITE_FULL, PostgreSQL's disk_full (53100)."""
+    text = str(exc.orig).lower()
+    return "database or disk is full" in text or getattr(exc.orig, "sqlstate", None) == "53100"
 
 
 def _is_lock_error(exc: sa.exc.DBAPIError) -> bool:

@@ -14,8 +14,12 @@ from alembic.script import ScriptDirectory
 MIGRATIONS = Path(__file__).parent / "migrations"
 
 
-def make_engine(url: str) -> sa.Engine:
-    """An engine for ``url``; SQLite gets WAL, relaxed fsync and a busy timeout."""
+def make_engine(url: str, *, synchronous: str = "full") -> sa.Engine:
+    """An engine for ``url``; SQLite gets WAL, a busy timeout and ``synchronous`` (``full``: a
+    committed transaction survives an OS crash or power loss; ``normal``: faster, but the last
+    ones may roll back after such a crash)."""
+    if synchronous not in ("full", "normal"):
+        raise ValueError(f"unknown SQLite synchronous mode {synchronous!r}")
     if url.startswith("sqlite"):
         engine = sa.create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
 
@@ -25,7 +29,7 @@ def make_engine(url: str) -> sa.Engine:
             dbapi_connection.isolation_level = None
             cursor = dbapi_connection.cursor()
             cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute(f"PRAGMA synchronous={synchronous.upper()}")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.close()

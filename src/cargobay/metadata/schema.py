@@ -219,7 +219,10 @@ uploads = sa.Table(
     sa.Column("repository", NAME, nullable=False),
     sa.Column("started_at", TS, nullable=False),
     sa.Column("touched_at", TS, nullable=False),
+    #: Who opened it (:attr:`Principal.key`): open sessions are bounded per owner.
+    sa.Column("owner", sa.String(64), nullable=False, server_default=""),
     sa.Index("ix_uploads_touched_at", "touched_at"),
+    sa.Index("ix_uploads_owner_touched_at", "owner", "touched_at"),
 )
 
 #: Blobs no package links any more (purged content); the garbage collector removes their bytes.

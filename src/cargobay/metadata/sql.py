@@ -5,12 +5,14 @@ them all over one engine."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
+from cargobay.errors import TooManyUploads
 from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
@@ -83,12 +85,33 @@ class SqlUploadStore:
     def __init__(self, db: Database) -> None:
         self.db = db
 
-    async def create(self, upload_id: str, repository: RepositoryName) -> Upload:
+    async def create(
+        self,
+        upload_id: str,
+        repository: RepositoryName,
+        *,
+        owner: str = "",
+        limit: int | None = None,
+        live_since: datetime | None = None,
+    ) -> Upload:
         at = now()
+        since = live_since or datetime.min.replace(tzinfo=at.tzinfo)
         with self.db.write() as c:
+            if limit is not None:
+                # SQLite writers are serialised (BEGIN IMMEDIATE); PostgreSQL ones of one owner
+                # take a lock held until commit, so racing workers and replicas can't overshoot.
+                if self.db.dialect == "postgresql":
+                    c.execute(sa.select(sa.func.pg_advisory_xact_lock(sa.func.hashtext(owner))))
+                live = sa.and_(uploads.c.owner == owner, uploads.c.touched_at >= since)
+                count, oldest = c.execute(
+                    sa.select(sa.func.count(), sa.func.min(uploads.c.touched_at)).where(live)
+                ).one()
+                if count >= limit:
+                    wait = (aware(oldest) - since).total_seconds() if oldest else 1.0
+                    raise TooManyUploads(limit=limit, retry_after=max(1, math.ceil(wait)))
             c.execute(
                 sa.insert(uploads).values(
-                    id=upload_id, repository=repository, started_at=at, touched_at=at
+                    id=upload_id, repository=repository, started_at=at, touched_at=at, owner=owner
                 )
             )
         return Upload(upload_id, repository, at, at)

@@ -7,11 +7,13 @@ last activity), never in one process: any worker or replica can continue it.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterable
+from collections.abc import AsyncIterable, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
-from cargobay.errors import BlobUploadUnknown, DigestInvalid, TooLarge
+import anyio
+
+from cargobay.errors import BlobUploadUnknown, CargobayError, DigestInvalid, TooLarge
 from cargobay.metadata.base import BlobLinkStore, UploadStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
@@ -28,6 +30,18 @@ class UploadStatus:
     size: int
 
 
+async def _quietly(cleanup: Awaitable[object], what: str) -> None:
+    """Run a clean-up on an error path: its own failure is logged, never raised, so it can't
+    hide the error that made it necessary (a full disk must not read as a database outage)."""
+    try:
+        with anyio.CancelScope(shield=True):
+            await cleanup
+    except CargobayError as exc:  # the database or store is out of reach, or full
+        log.warning("%s failed: %s", what, exc.message)
+    except Exception:
+        log.warning("%s failed", what, exc_info=True)
+
+
 class UploadService:
     def __init__(
         self,
@@ -37,17 +51,32 @@ class UploadService:
         *,
         max_blob_size: int,
         timeout: float,
+        max_sessions: int | None = None,
     ) -> None:
         self.store = store
         self.uploads = uploads
         self.links = links
         self.max_blob_size = max_blob_size
         self.timeout = timedelta(seconds=timeout)
+        #: Most open sessions per owner (None: no bound).
+        self.max_sessions = max_sessions
 
-    async def start(self, repository: RepositoryName) -> UploadStatus:
+    async def start(self, repository: RepositoryName, owner: str = "") -> UploadStatus:
+        """Open a session for ``owner``. Raises TooManyUploads past :attr:`max_sessions` open
+        ones (finished, cancelled and expired sessions don't count)."""
         upload_id = new_upload_id()
-        await self.store.start_upload(upload_id)
-        await self.uploads.create(upload_id, repository)
+        await self.uploads.create(
+            upload_id,
+            repository,
+            owner=owner,
+            limit=self.max_sessions,
+            live_since=datetime.now(UTC) - self.timeout,
+        )
+        try:
+            await self.store.start_upload(upload_id)
+        except BaseException:
+            await _quietly(self.uploads.delete(upload_id), "forgetting a session not started")
+            raise
         return UploadStatus(upload_id, repository, 0)
 
     async def _check(self, repository: RepositoryName, upload_id: str) -> None:
@@ -84,10 +113,14 @@ class UploadService:
                 upload_id, chunks, offset=start, max_size=self.max_blob_size, length=length
             )
         except TooLarge:
-            await self._discard(upload_id)
+            await _quietly(self._discard(upload_id), "discarding an upload too large")
             raise
-        finally:
-            await self.uploads.touch(upload_id)
+        except BaseException:
+            # The session keeps what was stored; its last activity is now. Whatever this
+            # costs, the client sees the error that stopped the upload, not this one's.
+            await _quietly(self.uploads.touch(upload_id), "marking an upload's activity")
+            raise
+        await self.uploads.touch(upload_id)
         return UploadStatus(upload_id, repository, size)
 
     async def finish(
@@ -111,7 +144,7 @@ class UploadService:
         try:
             size = await self.store.commit(upload_id, digest)
         except DigestInvalid:
-            await self._discard(upload_id)
+            await _quietly(self._discard(upload_id), "discarding an upload of the wrong digest")
             raise
         await self.links.link(repository, digest, size)
         await self.uploads.delete(upload_id)
@@ -123,13 +156,14 @@ class UploadService:
         digest: Digest,
         chunks: AsyncIterable[bytes],
         length: int | None,
+        owner: str = "",
     ) -> int:
         """A monolithic upload: the whole blob in one request. Nothing is kept on failure."""
-        status = await self.start(repository)
+        status = await self.start(repository, owner)
         try:
             return await self.finish(repository, status.id, digest, chunks, length=length)
         except BaseException:
-            await self._discard(status.id)
+            await _quietly(self._discard(status.id), "discarding a failed upload")
             raise
 
     async def cancel(self, repository: RepositoryName, upload_id: str) -> None:

@@ -15,6 +15,7 @@ re-synchronised from the data file when it lags behind it.
 from __future__ import annotations
 
 import contextlib
+import errno
 import fcntl
 import os
 import shutil
@@ -35,11 +36,11 @@ from cargobay.errors import (
     UploadOffsetMismatch,
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of, new_hasher
-from cargobay.storage import hashing
+from cargobay.storage import hashing, space
+from cargobay.storage.fs_append import FileAppend, WriteFailed
 from cargobay.storage.uploads import valid_upload_id
 
 READ_CHUNK = 256 * 1024
-WRITE_BATCH = 1024 * 1024
 _STATE = struct.Struct("<Q")
 
 
@@ -131,8 +132,14 @@ class FilesystemBlobStore:
 
     async def start_upload(self, upload_id: str) -> None:
         directory = self._upload_dir(upload_id)
-        directory.mkdir()
-        (directory / "data").touch()
+        try:
+            directory.mkdir()
+            (directory / "data").touch()
+        except OSError as exc:
+            if space.is_out_of_space(exc):
+                shutil.rmtree(directory, ignore_errors=True)
+                raise space.out_of_space("the filesystem blob store", self.root, exc) from exc
+            raise
 
     async def upload_size(self, upload_id: str) -> int:
         try:
@@ -153,7 +160,8 @@ class FilesystemBlobStore:
         return fd
 
     def _load_hash(self, upload_id: str, fd: int, size: int) -> hashing.ResumableSHA256 | None:
-        """The SHA-256 state at ``size``, caught up from the data file where it lags."""
+        """The SHA-256 state at ``size``, caught up from the data file where it lags; None
+        unless exactly ``size`` stored bytes are hashed (the caller then hashes the file)."""
         if not hashing.AVAILABLE:
             return None
         hasher: hashing.ResumableSHA256 | None = None
@@ -174,18 +182,41 @@ class FilesystemBlobStore:
                 break
             hasher.update(data)
             hashed += len(data)
-        return hasher
+        return hasher if hashed == size else None
+
+    def _pwrite(self, fd: int, data: memoryview, offset: int) -> int:
+        """Write what it can of ``data`` at ``offset``; how many bytes were stored. (The one
+        place upload bytes are written: tests inject short writes and errors here.)"""
+        return os.pwrite(fd, data, offset)
 
     def _save_hash(self, upload_id: str, hasher: hashing.ResumableSHA256 | None, size: int) -> None:
+        """Save the hash state at ``size``. Best effort, never raises: a missing or older state
+        is caught up from the data file (see :meth:`_load_hash`)."""
         if hasher is None:
             return
         path = self._upload_dir(upload_id) / "hashstate"
-        fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+        record = _STATE.pack(size) + hasher.state()
         try:
-            # One small write: a killed process can't leave half of it.
-            os.pwrite(fd, _STATE.pack(size) + hasher.state(), 0)
-        finally:
-            os.close(fd)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            try:
+                # One small write: a killed process can't leave half of it. A short one (a full
+                # disk) must not stay either.
+                if os.pwrite(fd, record, 0) != len(record):
+                    raise OSError(errno.ENOSPC, "short write of the hash state")
+            finally:
+                os.close(fd)
+        except OSError:
+            with contextlib.suppress(OSError):
+                os.unlink(path)
+
+    def _keep_prefix(
+        self, upload_id: str, fd: int, hasher: hashing.ResumableSHA256 | None, size: int
+    ) -> None:
+        """After a failed append: the session is the first ``size`` bytes, which were stored.
+        Never raises: the error that brought us here is the one the client must see."""
+        with contextlib.suppress(OSError):
+            os.ftruncate(fd, size)  # drop anything a failed write may have left beyond them
+        self._save_hash(upload_id, hasher, size)
 
     async def append(
         self,
@@ -205,44 +236,36 @@ class FilesystemBlobStore:
                 raise TooLarge(limit=max_size)
             hasher = self._load_hash(upload_id, fd, start)
             saved = hasher.state() if hasher else None
-            pos = start
-            pending: list[bytes] = []
-            pending_size = 0
-
-            def flush() -> None:
-                nonlocal pos, pending_size
-                if not pending:
-                    return
-                data = pending[0] if len(pending) == 1 else b"".join(pending)
-                pending.clear()
-                pending_size = 0
-                os.pwrite(fd, data, pos)
-                if hasher:
-                    hasher.update(data)
-                pos += len(data)
+            writer = FileAppend(fd, start, hasher, self._pwrite)
 
             def undo() -> None:
-                pending.clear()
-                os.ftruncate(fd, start)
+                writer.drop_pending()
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, start)
                 if hasher and saved is not None:
                     self._save_hash(upload_id, hashing.ResumableSHA256(saved), start)
 
             try:
-                async for chunk in chunks:
-                    if pos + pending_size + len(chunk) > max_size:
-                        undo()
-                        raise TooLarge(limit=max_size)
-                    pending.append(chunk)
-                    pending_size += len(chunk)
-                    if pending_size >= WRITE_BATCH:
-                        flush()
+                await writer.receive(chunks, max_size)
             except TooLarge:
+                undo()
                 raise
+            except WriteFailed as failed:
+                # The store failed: keep exactly the bytes stored before it did, so the session
+                # resumes from the Range it reports.
+                self._keep_prefix(upload_id, fd, hasher, writer.pos)
+                exc = failed.error
+                if space.is_out_of_space(exc):
+                    raise space.out_of_space("the filesystem blob store", self.root, exc) from exc
+                raise exc from None
             except BaseException:
-                flush()  # keep the valid prefix received before the client went away
-                self._save_hash(upload_id, hasher, pos)
+                # Keep the valid prefix received before the client went away (if storing it
+                # fails, what was stored until then is kept).
+                with contextlib.suppress(WriteFailed):
+                    writer.flush()
+                self._keep_prefix(upload_id, fd, hasher, writer.pos)
                 raise
-            flush()
+            pos = writer.pos
             if length is not None and pos - start != length:
                 undo()
                 raise SizeInvalid(
@@ -270,21 +293,31 @@ class FilesystemBlobStore:
                     "provided digest did not match uploaded content",
                     {"expected": digest, "actual": f"{algorithm}:{actual}"},
                 )
-            await anyio.to_thread.run_sync(os.fsync, fd)
-            target = self._blob_path(digest)
-            if not os.path.exists(target):
-                parent = os.path.dirname(target)
-                os.makedirs(parent, exist_ok=True)
-                os.rename(directory / "data", target)
-                dir_fd = os.open(parent, os.O_RDONLY)
-                try:
-                    os.fsync(dir_fd)
-                finally:
-                    os.close(dir_fd)
+            try:
+                await anyio.to_thread.run_sync(os.fsync, fd)
+                self._publish(directory / "data", self._blob_path(digest))
+            except OSError as exc:
+                if space.is_out_of_space(exc):
+                    raise space.out_of_space("the filesystem blob store", self.root, exc) from exc
+                raise
         finally:
             os.close(fd)
         shutil.rmtree(directory, ignore_errors=True)
         return size
+
+    @staticmethod
+    def _publish(data: Path, target: str) -> None:
+        """Make the fsynced ``data`` the blob at ``target``, durably (unless it exists)."""
+        if os.path.exists(target):
+            return
+        parent = os.path.dirname(target)
+        os.makedirs(parent, exist_ok=True)
+        os.rename(data, target)
+        dir_fd = os.open(parent, os.O_RDONLY)
+        try:
+            os.fsync(dir_fd)
+        finally:
+            os.close(dir_fd)
 
     async def abort(self, upload_id: str) -> None:
         with contextlib.suppress(BlobUploadUnknown):

@@ -23,6 +23,7 @@ lifecycle rule aborting incomplete multipart uploads after a few days catches an
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
@@ -52,6 +53,7 @@ from cargobay.storage.s3_client import (
 from cargobay.storage.s3_commit import (
     CONCURRENT_WRITER,
     CONTENT_TYPE,
+    DamagedUpload,
     complete,
     copy,
     hash_object,
@@ -60,6 +62,8 @@ from cargobay.storage.s3_commit import (
 )
 from cargobay.storage.s3_state import Keys, UploadState
 from cargobay.storage.uploads import valid_upload_id
+
+log = logging.getLogger(__name__)
 
 #: Bytes per chunk when streaming a blob out.
 READ_CHUNK = 1024 * 1024
@@ -212,19 +216,35 @@ class S3BlobStore:
         if length is not None and state.size + length > max_size:
             raise TooLarge(limit=max_size)
         call = AppendCall(self.s3, self.keys, upload_id, state, etag)
-        went_away = await call.receive(chunks, max_size=max_size, length=length)
+        try:
+            went_away = await call.receive(chunks, max_size=max_size, length=length)
+        except DamagedUpload as e:
+            raise await self._damaged(upload_id, e) from e
         if went_away is not None:
             with anyio.CancelScope(shield=True):
                 await call.save()  # keep the valid prefix received before the client went away
             raise went_away
         return await call.save()
 
+    async def _damaged(self, upload_id: str, error: DamagedUpload) -> BlobUploadUnknown:
+        """The store lost bytes the session counted: the session is removed (it could only
+        make a wrong blob); the client starts again."""
+        log.error("upload %s removed: %s", upload_id, error)
+        with anyio.CancelScope(shield=True):
+            await self.abort(upload_id)
+        return BlobUploadUnknown(
+            "the upload's stored bytes were damaged; start again", {"upload": upload_id}
+        )
+
     async def commit(self, upload_id: str, digest: Digest) -> int:
         state, etag = await self._load(upload_id)
         algorithm = algorithm_of(digest)
         if not state.parts and not state.sealed:
             # Small: the tail alone (< 5 MiB). Hash exactly the bytes that are put.
-            data = await read_segments(self.s3, self.keys, upload_id, state.segments)
+            try:
+                data = await read_segments(self.s3, self.keys, upload_id, state.segments)
+            except DamagedUpload as e:
+                raise await self._damaged(upload_id, e) from e
             actual = await anyio.to_thread.run_sync(hexdigest, algorithm, data)
             self._verify(digest, actual)
             await self._put_blob(digest, data)
@@ -238,7 +258,10 @@ class S3BlobStore:
             await self.abort(upload_id)
             return state.size
         if not state.sealed:
-            ranges = await complete(self.s3, self.keys, upload_id, state)
+            try:
+                ranges = await complete(self.s3, self.keys, upload_id, state)
+            except DamagedUpload as e:
+                raise await self._damaged(upload_id, e) from e
             sealed = UploadState(size=state.size, hash=state.hash, sealed=True, ranges=ranges)
             try:
                 await self._put_state(upload_id, sealed, IfMatch=unquote_etag(etag))

@@ -18,7 +18,7 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, HTTPClientError
 from botocore.exceptions import ConnectionError as BotoConnectionError
 
-from cargobay.errors import Unavailable
+from cargobay.errors import InsufficientStorage, Unavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
@@ -69,6 +69,10 @@ def make_client(
         config=config,
     )
     return client
+
+
+#: Answers of an object store that is full, or whose quota is (Ceph RGW: QuotaExceeded).
+OUT_OF_SPACE_CODES = frozenset({"QuotaExceeded", "InsufficientStorage", "InsufficientCapacity"})
 
 
 def error_code(error: ClientError) -> str:
@@ -127,6 +131,12 @@ class S3Calls:
                 log.warning("S3 call %s failed: %s", getattr(function, "__name__", "?"), e)
                 raise Unavailable("the blob store is unavailable") from e
             except ClientError as e:
+                if status_of(e) == 507 or error_code(e) in OUT_OF_SPACE_CODES:
+                    raise InsufficientStorage(
+                        "the registry is out of storage",
+                        where=f"the S3 blob store (bucket {self.bucket}) is out of space: "
+                        f"{error_code(e) or status_of(e)}",
+                    ) from e
                 if status_of(e) >= 500:
                     log.warning("S3 call %s failed: %s", getattr(function, "__name__", "?"), e)
                     raise Unavailable("the blob store is unavailable") from e

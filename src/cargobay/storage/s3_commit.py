@@ -36,16 +36,23 @@ PARTS_REPLACED = "the upload's parts were replaced by a concurrent request; star
 Ranges = list[tuple[int, int]]
 
 
+class DamagedUpload(Exception):
+    """The bytes stored for a session are not the ones it counted; it can't be committed."""
+
+
 async def read_segments(
     s3: S3Calls, keys: Keys, upload_id: str, segments: list[tuple[str, int]]
 ) -> bytes:
     """The tail segments' bytes, in order (< 5 MiB in all). Raises BlobUploadInvalid if one
-    is gone or changed (another request folded it into a part)."""
+    is gone (another request folded it into a part), DamagedUpload if one holds other than
+    the bytes counted."""
     pieces = []
     for name, size in segments:
         found = await s3.get_bytes(keys.segment(upload_id, name))
-        if found is None or len(found[0]) != size:
+        if found is None:
             raise BlobUploadInvalid(CONCURRENT_WRITER)
+        if len(found[0]) != size:  # segments are never rewritten: the store lost bytes
+            raise DamagedUpload(f"segment {name} holds {len(found[0])} bytes, not {size}")
         pieces.append(found[0])
     return b"".join(pieces)
 
@@ -97,9 +104,14 @@ async def complete(s3: S3Calls, keys: Keys, upload_id: str, state: UploadState) 
     try:
         stored = await list_parts(s3, key, multipart)
         own = len(state.parts)
-        for number, (etag, _) in enumerate(state.parts, 1):
-            if stored.get(number, ("", 0))[0] != etag:
+        for number, (etag, size) in enumerate(state.parts, 1):
+            found_etag, found_size = stored.get(number, ("", 0))
+            if found_etag != etag:
                 raise BlobUploadInvalid(PARTS_REPLACED)
+            if found_size != size:
+                # The store holds fewer (or other) bytes than the session counted: this must
+                # never become a blob. Cheap: the listing above carries every part's size.
+                raise DamagedUpload(f"part {number} holds {found_size} bytes, not {size}")
         strays = sorted(n for n in stored if n > own)
         parts = [(n, etag) for n, (etag, _) in enumerate(state.parts, 1)]
         parts += [(n, stored[n][0]) for n in strays]

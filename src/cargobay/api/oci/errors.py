@@ -6,6 +6,7 @@ distribution-spec, "Error Codes": ``{"errors": [{"code", "message", "detail"}]}`
 from __future__ import annotations
 
 import json
+import logging
 from typing import Any
 
 from starlette.requests import Request
@@ -37,8 +38,17 @@ ERROR_TABLE: dict[type[errors.CargobayError], tuple[str, int]] = {
     errors.Unauthenticated: ("UNAUTHORIZED", 401),
     errors.Denied: ("DENIED", 403),
     errors.Unavailable: ("UNAVAILABLE", 503),
+    errors.InsufficientStorage: ("UNKNOWN", 507),  # no OCI code fits; the message says it
     errors.TooManyRequests: ("TOOMANYREQUESTS", 429),
 }
+
+log = logging.getLogger("cargobay.storage")
+
+
+def log_out_of_storage(exc: errors.InsufficientStorage) -> None:
+    """The one log line of a request refused for lack of space: which store, what is left."""
+    log.error("request refused, out of storage: %s", exc.where or exc.message)
+
 
 API_VERSION_HEADER = ("Docker-Distribution-API-Version", "registry/2.0")
 
@@ -65,11 +75,15 @@ def _extra_headers(exc: errors.CargobayError) -> dict[str, str]:
         return {"Content-Range": f"bytes */{exc.size}"}
     if isinstance(exc, errors.Unavailable):
         return {"Retry-After": "5"}
+    if isinstance(exc, errors.TooManyUploads):
+        return {"Retry-After": str(exc.retry_after)}
     return {}
 
 
 async def handle_domain_error(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, errors.CargobayError)
+    if isinstance(exc, errors.InsufficientStorage):
+        log_out_of_storage(exc)
     code, status = lookup(exc)
     headers = _extra_headers(exc)
     challenge = getattr(exc, "challenge", None)

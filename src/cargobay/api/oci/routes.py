@@ -206,9 +206,10 @@ async def upload_start(request: Request, name: RepositoryName) -> Response:
         body = Body(request)
         async with body.draining_on_error():
             digest = parse_digest(params["digest"])
-            await reg.uploads.upload(name, digest, body, content_length(request))
+            owner = (await principal(request)).key
+            await reg.uploads.upload(name, digest, body, content_length(request), owner)
         return blob_created(name, digest)
-    status = await reg.uploads.start(name)
+    status = await reg.uploads.start(name, (await principal(request)).key)
     return Response(status_code=202, headers=upload_headers(name, status.id, 0))
 
 

@@ -14,6 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import Receive, Scope, Send
 
 from cargobay import errors
+from cargobay.api.oci.errors import log_out_of_storage
 from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
 from cargobay.auth.principal import Principal
 from cargobay.services.accounts import InvalidInput
@@ -37,6 +38,7 @@ STATUS: dict[type[errors.CargobayError], int] = {
     errors.NameInvalid: 422,
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
+    errors.InsufficientStorage: 507,
 }
 
 
@@ -175,6 +177,8 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
             headers["X-OAuth-Scopes"] = ", ".join(sorted(s.value for s in exc.has or ()))
         if isinstance(exc, errors.Unavailable):
             headers["Retry-After"] = "5"
+        if isinstance(exc, errors.InsufficientStorage):
+            log_out_of_storage(exc)
         return error(_status(exc), exc.message, headers)
 
     @app.exception_handler(RequestValidationError)
