@@ -11,8 +11,8 @@ import typer
 
 from cargobay.cli.common import EXIT_CONFIG, fail
 
-#: Longer than the server's bounded graceful stop (`shutdown_timeout`, 25 s by default), so systemd never SIGKILLs a server
-#: that is still letting in-flight requests finish.
+#: Longer than the server's bounded graceful stop (``shutdown_timeout``, 25 s by default), so
+#: systemd never SIGKILLs a server that is still letting in-flight requests finish.
 STOP_TIMEOUT_SECONDS = 90
 
 _UNIT = """\
