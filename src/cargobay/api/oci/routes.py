@@ -33,13 +33,14 @@ from cargobay.errors import (
 from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import Digest, is_digest, parse_digest
 from cargobay.oci.names import RepositoryName, parse_name
+from cargobay.oci.numbers import parse_unsigned
 from cargobay.services.access import AccessService
 from cargobay.services.manifests import parse_reference
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 
 Handler = Callable[[Request], Awaitable[Response]]
-_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?")
 
 
 def registry(request: Request) -> Registry:
@@ -75,7 +76,10 @@ def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Res
     async def guarded(request: Request) -> Response:
         name = parse_name(request.path_params["name"])
         who = await principal(request)
-        await access_service(request).authorize(who, Access.repository(name, request.method))
+        method = request.method
+        if method == "DELETE" and "upload_id" in request.path_params:
+            method = "PATCH"  # cancelling an upload is part of pushing, not a deletion
+        await access_service(request).authorize(who, Access.repository(name, method))
         return await handler(request, name)
 
     guarded.__doc__ = handler.__doc__
@@ -87,9 +91,10 @@ def content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    length = parse_unsigned(value)
+    if length is None:
         raise SizeInvalid("invalid Content-Length", {"content-length": value[:40]})
-    return int(value)
+    return length
 
 
 def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
@@ -116,9 +121,13 @@ def page_size(request: Request, maximum: int) -> int:
     raw = request.query_params.get("n")
     if raw is None or raw == "":
         return maximum
-    if not raw.isdigit():
+    n = parse_unsigned(raw)
+    if n is None:
+        # More digits than any page size: as much as may be asked for.
+        if raw.isascii() and raw.isdigit():
+            return maximum
         raise PaginationInvalid("n must be a non-negative integer", {"n": raw[:40]})
-    return min(int(raw), maximum)
+    return min(n, maximum)
 
 
 def link_header(path: str, n: int, last: str) -> str:
@@ -200,8 +209,8 @@ def _chunk_range(request: Request) -> tuple[int | None, int | None]:
     match = _CONTENT_RANGE.fullmatch(header.strip())
     if not match:
         raise BlobUploadInvalid("invalid Content-Range", {"content-range": header[:80]})
-    start, end = int(match.group(1)), int(match.group(2))
-    if end < start:
+    start, end = parse_unsigned(match.group(1)), parse_unsigned(match.group(2))
+    if start is None or end is None or end < start:
         raise BlobUploadInvalid("invalid Content-Range", {"content-range": header[:80]})
     length = end - start + 1
     declared = content_length(request)
@@ -229,6 +238,10 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
     body = Body(request)
     async with body.draining_on_error():
         start, length = _chunk_range(request)
+        if length is None:
+            # A streamed chunk's declared size: one that would pass the limit is refused
+            # before anything is read.
+            length = content_length(request)
         if method == "PATCH":
             status = await reg.uploads.append(name, upload_id, body, start=start, length=length)
             return Response(status_code=202, headers=upload_headers(name, upload_id, status.size))
@@ -237,8 +250,6 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
         if not raw_digest:
             raise DigestInvalid("the digest query parameter is required")
         digest = parse_digest(raw_digest)
-        if length is None:
-            length = content_length(request)
         chunks = None if length == 0 else body  # no Content-Length: a chunked body may follow
         await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
     return blob_created(name, digest)
