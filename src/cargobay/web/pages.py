@@ -10,7 +10,7 @@ from starlette.responses import RedirectResponse, Response
 
 from cargobay.auth.policy import Role
 from cargobay.auth.secrets import same_secret
-from cargobay.errors import CargobayError, NotFound, TooManyRequests
+from cargobay.errors import CargobayError, NotFound, TooManyRequests, Unavailable
 from cargobay.metadata.base import PackageRecord, VersionRecord
 from cargobay.oci import jsondoc
 from cargobay.oci import mediatypes as mt
@@ -65,6 +65,8 @@ async def login(request: Request) -> Response:
             secret, _ = await web.signin.sign_in(
                 fields.get("login", ""), fields.get("password", ""), client
             )
+        except Unavailable as exc:
+            return web.error_page(request, exc)
         except TooManyRequests as exc:
             error, status = exc.message, 429
         except CargobayError as exc:

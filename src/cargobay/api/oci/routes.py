@@ -6,6 +6,7 @@ responds. Access is declared at the route: the action follows from the HTTP meth
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -339,9 +340,11 @@ async def tags_list(request: Request, name: RepositoryName) -> Response:
 
 
 async def catalog(request: Request) -> Response:
-    """The ``/v2/_catalog`` extension: every repository name, paginated like tags."""
+    """The ``/v2/_catalog`` extension: the repositories the caller may pull, paginated like
+    tags. A registry token names no repositories for the catalog: what its holder may read is
+    what the account behind it may read."""
     reg = registry(request)
-    who = await principal(request)
+    who = dataclasses.replace(await principal(request), registry_grant=None)
     access = access_service(request)
     n = page_size(request, reg.max_page_size)
     last = request.query_params.get("last")
