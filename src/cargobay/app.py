@@ -17,7 +17,7 @@ from cargobay.api.health import ROUTES as HEALTH_ROUTES
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
 from cargobay.api.rest.app import create_rest_app
-from cargobay.auth.ratelimit import FailureLimiter
+from cargobay.auth.ratelimit import FailureLimiter, failure_storage
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
@@ -124,7 +124,19 @@ async def _every(interval: float, what: str, job: Callable[[], Awaitable[object]
             log.exception("%s failed", what)
 
 
-def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
+def build_failure_limiter(settings: Settings) -> FailureLimiter:
+    """Failed sign-ins, counted in Redis when ``redis_url`` is set (shared by every worker and
+    replica), else in this process."""
+    return FailureLimiter(
+        limit=settings.sign_in_failures,
+        window=settings.sign_in_window,
+        storage=failure_storage(settings.redis_url),
+    )
+
+
+def build_access(
+    settings: Settings, metadata: SqlMetadata, limiter: FailureLimiter
+) -> AccessService:
     key = load_or_create_key(settings.resolved_token_key_file)
     return AccessService(
         metadata.accounts,
@@ -132,7 +144,7 @@ def build_access(settings: Settings, metadata: SqlMetadata) -> AccessService:
         metadata.packages,
         RegistryTokens(key, service=settings.token_service, ttl=settings.token_ttl),
         realm=f"{settings.public_base_url}/token",
-        limiter=FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        limiter=limiter,
     )
 
 
@@ -140,7 +152,8 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
-    access = build_access(settings, metadata)
+    limiter = build_failure_limiter(settings)
+    access = build_access(settings, metadata, limiter)
     packages = PackageService(
         metadata.package_records,
         metadata.accounts,
@@ -154,7 +167,7 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     signin = SignIn(
         metadata.accounts,
         metadata.sessions,
-        FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        limiter,
         ttl=settings.session_ttl,
     )
 

@@ -79,6 +79,9 @@ class Settings(BaseSettings):
     #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.
     sign_in_failures: int = Field(default=10, ge=1)
     sign_in_window: float = Field(default=300.0, gt=0)
+    #: Redis (``redis://[:password@]host:port/db``) where failed sign-ins are counted, shared by
+    #: every worker and replica; empty: each process counts its own.
+    redis_url: str = ""
     #: Web sign-in sessions last this many seconds (7 days).
     session_ttl: float = Field(default=7 * 86400.0, gt=60)
 
