@@ -33,6 +33,7 @@ from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
 from cargobay.services.uploads import UploadService
 from cargobay.settings import Settings, load_settings
+from cargobay.storage import hashing
 from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemBlobStore
 from cargobay.storage.memory import MemoryBlobStore
@@ -150,6 +151,7 @@ def build_access(
 
 def create_app(settings: Settings | None = None) -> CargobayApp:
     settings = settings or load_settings()
+    hashing.configure(enabled=settings.resumable_hash)
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
     limiter = build_failure_limiter(settings)

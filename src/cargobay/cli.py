@@ -118,6 +118,10 @@ def serve(
         f"cargobay serving {settings.public_base_url} "
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
     )
+    from cargobay.storage import hashing
+
+    hashing.configure(enabled=settings.resumable_hash)
+    typer.echo(f"uploads: {hashing.describe()}")
     Granian(
         "cargobay.server:worker_app",
         factory=True,

@@ -51,6 +51,10 @@ class Settings(BaseSettings):
     #: URL) where the store has one; False streams every blob through the registry.
     blob_redirect: bool = True
 
+    #: Keep the running SHA-256 of chunked uploads between requests (OpenSSL's, see
+    #: ``storage/hashing.py``); False re-hashes the stored bytes when an upload is finished.
+    resumable_hash: bool = True
+
     #: Largest blob accepted, in bytes (10 GB by default).
     max_blob_size: int = Field(default=10 * 1000**3, ge=1)
     #: Largest manifest accepted, in bytes.
