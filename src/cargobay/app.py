@@ -125,13 +125,15 @@ async def _every(interval: float, what: str, job: Callable[[], Awaitable[object]
             log.exception("%s failed", what)
 
 
-def build_failure_limiter(settings: Settings) -> FailureLimiter:
-    """Failed sign-ins, counted in Redis when ``redis_url`` is set (shared by every worker and
-    replica), else in this process."""
+def build_failure_limiter(settings: Settings, metadata: SqlMetadata) -> FailureLimiter:
+    """Failed sign-ins, counted where every worker and replica sees them: in Redis when
+    ``redis_url`` is set, else in a shared (non-SQLite) database; in this process otherwise."""
+    if settings.redis_url or settings.resolved_database_url.startswith("sqlite"):
+        storage = failure_storage(settings.redis_url)
+    else:
+        storage = metadata.failure_storage()
     return FailureLimiter(
-        limit=settings.sign_in_failures,
-        window=settings.sign_in_window,
-        storage=failure_storage(settings.redis_url),
+        limit=settings.sign_in_failures, window=settings.sign_in_window, storage=storage
     )
 
 
@@ -154,7 +156,7 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
     hashing.configure(enabled=settings.resumable_hash)
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
-    limiter = build_failure_limiter(settings)
+    limiter = build_failure_limiter(settings, metadata)
     access = build_access(settings, metadata, limiter)
     packages = PackageService(
         metadata.package_records,

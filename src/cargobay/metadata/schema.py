@@ -242,3 +242,15 @@ web_sessions = sa.Table(
     sa.Column("expires_at", TS, nullable=False),
     sa.Index("ix_web_sessions_user", "user_id"),
 )
+
+#: Failed sign-ins (one row each) in a moving window, counted by every worker and replica on one
+#: database (see auth/ratelimit.py). ``key`` is the SHA-256 of the limit's key, never a name.
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    #: When, in seconds since the epoch.
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_sign_in_failures_key_at", "key", "at"),
+)

@@ -10,6 +10,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from limits.aio.storage import Storage
 
 from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
@@ -141,6 +142,13 @@ class SqlMetadata:
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
+
+    def failure_storage(self) -> Storage:
+        """A ``limits`` storage counting failed sign-ins in this database, shared by every
+        process on it (:class:`~cargobay.metadata.failures.SqlFailureStorage`)."""
+        from cargobay.metadata.failures import SqlFailureStorage
+
+        return SqlFailureStorage(self._db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""
