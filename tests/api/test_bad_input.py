@@ -27,7 +27,7 @@ from apitest import (
 
 pytestmark = pytest.mark.cargobay_only("cargobay's answers to malformed input")
 
-NON_ASCII_DIGITS = ["²", "٣", "３", "1²", "²0"]
+NON_ASCII_DIGITS = ["²", "٣", "\uff13", "1²", "²0"]
 
 
 def _basic(api: Registry) -> str:
@@ -204,9 +204,7 @@ def test_content_ranges_in_non_ascii_digits_are_invalid(
     api: Registry, repo: str, header: str
 ) -> None:
     location = api.upload_location(repo)
-    r = api.http.patch(
-        location, content=b"0123456789", headers={"Content-Range": header.encode()}
-    )
+    r = api.http.patch(location, content=b"0123456789", headers={"Content-Range": header.encode()})
     assert_error(r, 400, "BLOB_UPLOAD_INVALID")
     status = api.http.get(location)
     assert status.status_code == 204 and status.headers["range"] == "0-0"
@@ -255,7 +253,9 @@ def test_a_patch_passing_the_limit_with_what_is_already_there_is_refused(
     """The default 10 GB limit: 1000 bytes there, and a PATCH declaring the rest plus one."""
     location = api.upload_location(repo)
     first = b"a" * 1000
-    r = api.http.patch(location, content=first, headers={"Content-Type": "application/octet-stream"})
+    r = api.http.patch(
+        location, content=first, headers={"Content-Type": "application/octet-stream"}
+    )
     assert r.status_code == 202, r.text
     status, body, took = _declare(api, "PATCH", r.headers["location"], 10 * 1000**3 - 999)
     assert status == 413 and json.loads(body)["errors"][0]["code"] == "SIZE_INVALID", body
