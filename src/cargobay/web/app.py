@@ -111,7 +111,6 @@ PAGE_STATUS: dict[type[CargobayError], tuple[str, int]] = {
     errors.Denied: ("Not allowed", 403),
     Forbidden: ("Not allowed", 403),
     ScopeMissing: ("Not allowed", 403),
-    errors.Conflict: ("Not possible", 409),
     errors.TooManyRequests: ("Too many attempts", 429),
     errors.Unavailable: ("Unavailable", 503),
 }
