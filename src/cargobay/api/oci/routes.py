@@ -122,13 +122,10 @@ def page_size(request: Request, maximum: int) -> int:
     raw = request.query_params.get("n")
     if raw is None or raw == "":
         return maximum
-    n = parse_unsigned(raw)
-    if n is None:
-        # More digits than any page size: as much as may be asked for.
-        if raw.isascii() and raw.isdigit():
-            return maximum
+    if not (raw.isascii() and raw.isdigit()):
         raise PaginationInvalid("n must be a non-negative integer", {"n": raw[:40]})
-    return min(n, maximum)
+    n = parse_unsigned(raw.lstrip("0") or "0")
+    return maximum if n is None else min(n, maximum)  # None: more digits than any page
 
 
 def link_header(path: str, n: int, last: str) -> str:
