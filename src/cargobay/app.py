@@ -25,7 +25,7 @@ from cargobay.api.requestlog import RequestLog
 from cargobay.api.rest.app import create_rest_app
 from cargobay.auth.oidc import IdTokenVerifier
 from cargobay.auth.oidc_keys import IssuerKeys, parse_issuers
-from cargobay.auth.ratelimit import FailureLimiter
+from cargobay.auth.ratelimit import FailureLimiter, failure_storage
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
 from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.locks import job_lock
@@ -46,6 +46,7 @@ from cargobay.services.signin import SignIn
 from cargobay.services.trusted_publishing import TrustedPublishing
 from cargobay.services.uploads import UploadService
 from cargobay.settings import Settings, load_settings, proxy_networks
+from cargobay.storage import hashing
 from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemBlobStore
 from cargobay.storage.memory import MemoryBlobStore
@@ -130,9 +131,22 @@ def build_registry(
     )
 
 
+def build_failure_limiter(settings: Settings, metadata: SqlMetadata) -> FailureLimiter:
+    """Failed sign-ins, counted where every worker and replica sees them: in Redis when
+    ``redis_url`` is set, else in a shared (non-SQLite) database; in this process otherwise."""
+    if settings.redis_url or settings.resolved_database_url.startswith("sqlite"):
+        storage = failure_storage(settings.redis_url)
+    else:
+        storage = metadata.failure_storage()
+    return FailureLimiter(
+        limit=settings.sign_in_failures, window=settings.sign_in_window, storage=storage
+    )
+
+
 def build_access(
     settings: Settings,
     metadata: SqlMetadata,
+    limiter: FailureLimiter,
     on_failure: Callable[[str, str], Awaitable[None]] | None = None,
 ) -> AccessService:
     key = load_or_create_key(settings.resolved_token_key_file)
@@ -142,7 +156,7 @@ def build_access(
         metadata.packages,
         RegistryTokens(key, service=settings.token_service, ttl=settings.token_ttl),
         realm=f"{settings.registry_url}/token",
-        limiter=FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        limiter=limiter,
         on_failure=on_failure,
     )
 
@@ -163,11 +177,15 @@ def build_trusted_publishing(
 
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or load_settings()
+    hashing.configure(enabled=settings.resumable_hash)
     store = build_blob_store(settings)
     metadata = build_metadata(settings)
     events = EventBus()
     audit = AuditLog(metadata.events, metadata.accounts, retention=settings.audit_retention)
-    access = build_access(settings, metadata, functools.partial(audit.sign_in_failed, via="token"))
+    limiter = build_failure_limiter(settings, metadata)
+    access = build_access(
+        settings, metadata, limiter, functools.partial(audit.sign_in_failed, via="token")
+    )
     packages = PackageService(
         metadata.package_records,
         metadata.accounts,
@@ -183,7 +201,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     signin = SignIn(
         metadata.accounts,
         metadata.sessions,
-        FailureLimiter(limit=settings.sign_in_failures, window=settings.sign_in_window),
+        limiter,
         ttl=settings.session_ttl,
         on_failure=functools.partial(audit.sign_in_failed, via="password"),
     )

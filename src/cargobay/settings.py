@@ -62,6 +62,10 @@ class Settings(BaseSettings):
     #: URL) where the store has one; False streams every blob through the registry.
     blob_redirect: bool = True
 
+    #: Keep the running SHA-256 of chunked uploads between requests (OpenSSL's, see
+    #: ``storage/hashing.py``); False re-hashes the stored bytes when an upload is finished.
+    resumable_hash: bool = True
+
     #: Largest blob accepted, in bytes (10 GB by default).
     max_blob_size: int = Field(default=10 * 1000**3, ge=1)
     #: Largest manifest accepted, in bytes.
@@ -131,6 +135,9 @@ class Settings(BaseSettings):
     #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.
     sign_in_failures: int = Field(default=10, ge=1)
     sign_in_window: float = Field(default=300.0, gt=0)
+    #: Redis (``redis://[:password@]host:port/db``) where failed sign-ins are counted, shared by
+    #: every worker and replica; empty: each process counts its own.
+    redis_url: str = ""
     #: Web sign-in sessions last this many seconds (7 days).
     session_ttl: float = Field(default=7 * 86400.0, gt=60)
 

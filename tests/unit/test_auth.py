@@ -11,7 +11,6 @@ import pytest
 from cargobay.auth.access import Action
 from cargobay.auth.passwords import hash_password, verify_password
 from cargobay.auth.policy import Role, Scope, parse_scopes, scope_allows, visibility_role
-from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.registry_tokens import GrantedAccess, RegistryTokens, load_or_create_key
 from cargobay.auth.scope_refusals import ScopeRefusals
 from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
@@ -120,16 +119,6 @@ def test_visibility_roles() -> None:
     assert visibility_role("internal", signed_in=True) is Role.READ
     assert visibility_role("private", signed_in=True) is Role.NONE
     assert Role.NONE < Role.READ < Role.WRITE < Role.ADMIN
-
-
-def test_failed_sign_ins_are_limited_per_key() -> None:
-    limiter = FailureLimiter(limit=3, window=60)
-    for _ in range(3):
-        assert not limiter.blocked("client:1", "user:octo")
-        limiter.fail("client:1", "user:octo")
-    assert limiter.blocked("client:1", "user:someone")
-    assert limiter.blocked("client:2", "user:octo")
-    assert not limiter.blocked("client:2", "user:other")
 
 
 def test_a_token_knows_which_repositories_it_was_issued_for(tokens: RegistryTokens) -> None:

@@ -40,6 +40,54 @@ def test_resumable_sha256_survives_a_save_and_restore() -> None:
         hashing.ResumableSHA256(b"short")
 
 
+def test_saved_states_are_tagged_and_only_this_library_restores_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A state names its format and the library that wrote it; anything else (another
+    libcrypto, an untagged or damaged state) is not restored: the caller re-hashes."""
+    hasher = hashing.new()
+    assert hasher is not None
+    hasher.update(b"abc")
+    state = hasher.state()
+    assert len(state) == hashing.STATE_SIZE
+    assert state[:4] == b"cbh" + bytes([hashing.FORMAT_VERSION])
+    restored = hashing.restore(state)
+    assert restored is not None and restored.hexdigest() == hashlib.sha256(b"abc").hexdigest()
+    foreign = state[:4] + bytes(8) + state[12:]
+    untagged = state[12:]  # the struct alone, as saved before states were tagged
+    damaged = state[:-8] + b"\xff" * 8  # num, md_len out of range
+    for bad in (foreign, untagged, damaged, b"", None):
+        assert hashing.restore(bad) is None
+    with pytest.raises(ValueError):
+        hashing.ResumableSHA256(foreign)
+    monkeypatch.setattr(
+        hashing, "_HEADER", b"cbh" + bytes([hashing.FORMAT_VERSION + 1]) + state[4:12]
+    )
+    assert hashing.restore(state) is None  # a newer format: not ours
+
+
+def test_the_fast_path_can_be_turned_off() -> None:
+    hasher = hashing.new()
+    assert hasher is not None
+    state = hasher.state()
+    try:
+        hashing.configure(enabled=False)
+        assert not hashing.AVAILABLE
+        assert hashing.new() is None
+        assert hashing.restore(state) is None
+        assert "unavailable: turned off" in hashing.describe()
+    finally:
+        hashing.configure(enabled=True)
+    assert hashing.AVAILABLE and "libcrypto.so." in hashing.describe()
+
+
+def test_only_a_versioned_libcrypto_is_ever_loaded() -> None:
+    versioned = ("libcrypto.so.3", "libcrypto.so.1.1", "libcrypto.3.dylib", "libcrypto-3.so.3")
+    unversioned = ("libcrypto.so", "libcrypto.dylib", "libcrypto.so.", "libcryptox.so.3")
+    assert all(hashing._VERSIONED.fullmatch(name) for name in versioned)
+    assert not any(hashing._VERSIONED.fullmatch(name) for name in unversioned)
+
+
 async def test_bytes_written_after_the_last_saved_hash_state_are_hashed_on_commit(
     tmp_path: Path,
 ) -> None:

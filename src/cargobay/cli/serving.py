@@ -167,6 +167,10 @@ def serve(
         f"(data in {settings.data_dir.resolve()}, {settings.workers} worker(s))"
     )
     typer.echo(_isolation_line(settings))
+    from cargobay.storage import hashing
+
+    hashing.configure(enabled=settings.resumable_hash)
+    typer.echo(f"uploads: {hashing.describe()}")
     with _metrics(settings):
         _granian(settings)
 

@@ -304,3 +304,15 @@ event_cursors = sa.Table(
     sa.Column("position", sa.BigInteger, nullable=False),
     sa.Column("updated_at", TS, nullable=False),
 )
+
+#: Failed sign-ins (one row each) in a moving window, counted by every worker and replica on one
+#: database (see auth/ratelimit.py). ``key`` is the SHA-256 of the limit's key, never a name.
+sign_in_failures = sa.Table(
+    "sign_in_failures",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("key", sa.String(64), nullable=False),
+    #: When, in seconds since the epoch.
+    sa.Column("at", sa.Float, nullable=False),
+    sa.Index("ix_sign_in_failures_key_at", "key", "at"),
+)

@@ -11,6 +11,7 @@ from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
+from limits.aio.storage import Storage
 
 from cargobay.errors import TooManyUploads
 from cargobay.metadata.base import Upload
@@ -168,6 +169,13 @@ class SqlMetadata:
         self.sessions = SqlSessionStore(db)
         self.trust = SqlTrustStore(db)
         self.events = SqlEventLog(db)
+
+    def failure_storage(self) -> Storage:
+        """A ``limits`` storage counting failed sign-ins in this database, shared by every
+        process on it (:class:`~cargobay.metadata.failures.SqlFailureStorage`)."""
+        from cargobay.metadata.failures import SqlFailureStorage
+
+        return SqlFailureStorage(self._db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

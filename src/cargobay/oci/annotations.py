@@ -7,9 +7,10 @@ annotations, image config labels) and passes them most important first.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
+
+from cargobay.oci import jsondoc
 
 SOURCE = "org.opencontainers.image.source"
 DESCRIPTION = "org.opencontainers.image.description"
@@ -52,8 +53,8 @@ def config_labels(config: bytes) -> dict[str, str]:
     """The labels of an OCI or Docker image config (``config.Labels``); {} if there are none
     or the document is not an image config."""
     try:
-        doc = json.loads(config)
-    except (ValueError, UnicodeDecodeError):
+        doc = jsondoc.loads(config)
+    except jsondoc.JSONRejected:
         return {}
     inner = doc.get("config") if isinstance(doc, dict) else None
     labels = inner.get("Labels") if isinstance(inner, dict) else None
@@ -83,7 +84,7 @@ def platform_string(platform: Mapping[str, object] | None) -> str | None:
 def config_platform(config: bytes) -> str | None:
     """The platform an image config declares."""
     try:
-        doc = json.loads(config)
-    except (ValueError, UnicodeDecodeError):
+        doc = jsondoc.loads(config)
+    except jsondoc.JSONRejected:
         return None
     return platform_string(doc) if isinstance(doc, dict) else None

@@ -7,11 +7,11 @@ service's business.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from cargobay.errors import CargobayError, ManifestInvalid
+from cargobay.oci import jsondoc
 from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import Digest, parse_digest
 
@@ -126,10 +126,11 @@ def _media_type(doc: dict[str, Any], content_type: str | None) -> str:
 
 
 def parse_manifest(body: bytes, content_type: str | None) -> ParsedManifest:
-    """Parse and validate a manifest or index as pushed. Raises ManifestInvalid."""
+    """Parse and validate a manifest or index as pushed. Raises ManifestInvalid, also for a
+    document nested too deep or with a key twice in one object (see :mod:`jsondoc`)."""
     try:
-        doc = json.loads(body)
-    except (ValueError, UnicodeDecodeError) as exc:
+        doc = jsondoc.loads(body)
+    except jsondoc.JSONRejected as exc:
         raise _fail(f"manifest is not valid JSON: {exc}") from None
     if not isinstance(doc, dict):
         raise _fail("manifest must be a JSON object")

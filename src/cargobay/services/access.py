@@ -131,8 +131,8 @@ class AccessService:
         principal = await self._principal_for(record) if record else None
         if principal is None:
             keys = (f"client:{client}", f"user:{username.lower()}")
-            self.limiter.fail(*keys)
-            if self.limiter.blocked(*keys):
+            await self.limiter.fail(*keys)
+            if await self.limiter.blocked(*keys):
                 raise TooManyRequests("too many failed sign-ins; try again in a few minutes")
             if self.on_failure is not None:
                 await self.on_failure(username, client)

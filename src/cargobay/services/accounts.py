@@ -13,6 +13,7 @@ from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
 from cargobay.errors import CargobayError, NotFound
 from cargobay.metadata.base import Account, PackageAccess, SourceRepository, TokenRecord
 from cargobay.metadata.sql import SqlMetadata
+from cargobay.oci.numbers import parse_id
 from cargobay.services.events import Action, Event, current_actor
 
 _LOGIN = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}")
@@ -32,7 +33,7 @@ class NewToken:
 
 def parse_duration(value: str) -> timedelta:
     """``30d``, ``12h``, ``90m``, ``45s``."""
-    match = re.fullmatch(r"(\d+)([smhd])", value.strip())
+    match = re.fullmatch(r"([0-9]{1,9})([smhd])", value.strip())
     if not match:
         raise InvalidInput(f"invalid duration {value!r}: use e.g. 30d, 12h, 90m or 45s")
     number, unit = int(match.group(1)), match.group(2)
@@ -244,8 +245,9 @@ class AccountService:
         return await self.tokens.for_user(user.id)
 
     async def revoke_token(self, id_or_token: str) -> None:
-        if id_or_token.isdigit():
-            record = await self.tokens.by_id(int(id_or_token))
+        token_id = parse_id(id_or_token)
+        if token_id is not None:
+            record = await self.tokens.by_id(token_id)
         elif token_kind(id_or_token):
             record = await self.tokens.by_hash(hash_token(id_or_token))
         else:

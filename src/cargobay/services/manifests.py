@@ -23,7 +23,14 @@ from cargobay.metadata.base import (
 )
 from cargobay.oci import annotations as labels_
 from cargobay.oci import mediatypes as mt
-from cargobay.oci.digest import Digest, algorithm_of, compute_digest, is_digest, parse_digest
+from cargobay.oci.digest import (
+    ALGORITHMS,
+    Digest,
+    algorithm_of,
+    compute_digest,
+    is_digest,
+    parse_digest,
+)
 from cargobay.oci.manifest import ParsedManifest, parse_manifest
 from cargobay.oci.names import RepositoryName, Tag, parse_tag
 from cargobay.services.events import Action, Event, EventBus, current_actor
@@ -52,8 +59,13 @@ class Description:
 
 
 def parse_reference(reference: str) -> Digest | Tag:
-    """A manifest reference: a digest (DigestInvalid/Unsupported) or a tag (TagInvalid)."""
-    return parse_digest(reference) if is_digest(reference) else parse_tag(reference)
+    """A manifest reference: a digest of a supported algorithm (DigestInvalid when malformed) or
+    a tag (TagInvalid). A tag can't hold ``:``, so anything else with one is an invalid tag."""
+    if not is_digest(reference):
+        return parse_tag(reference)
+    if reference.partition(":")[0] not in ALGORITHMS:
+        raise TagInvalid("invalid tag: a tag cannot contain ':'", {"tag": reference[:300]})
+    return parse_digest(reference)
 
 
 class ManifestService:

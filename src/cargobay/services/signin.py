@@ -46,7 +46,7 @@ class SignIn:
         self.limiter = limiter
         #: Per user name from every address: high enough that nobody can lock a user out by
         #: failing on purpose from one address, low enough to stop a spread-out guessing run.
-        self.per_user = FailureLimiter(limit=limiter.limit * 10, window=limiter.window)
+        self.per_user = limiter.scaled(10, "web-user")
         self.ttl = timedelta(seconds=ttl)
 
     async def sign_in(self, login: str, password: str, client: str) -> tuple[str, str]:
@@ -54,14 +54,14 @@ class SignIn:
         Raises Unauthenticated (wrong name or password) or TooManyRequests."""
         user_key = f"web-user:{login.strip().lower()}"
         keys = (f"web-client:{client}", f"{user_key}@{client}")
-        if self.limiter.blocked(*keys) or self.per_user.blocked(user_key):
+        if await self.limiter.blocked(*keys) or await self.per_user.blocked(user_key):
             raise TooManyRequests("Too many failed sign-ins. Try again in a few minutes.")
         user = await self.accounts.by_login(login.strip().lower()) if login.strip() else None
         password_hash = user.password_hash if user and not user.is_org else None
         ok = await anyio.to_thread.run_sync(verify_password, password_hash, password)
         if not ok or user is None or user.suspended:
-            self.limiter.fail(*keys)
-            self.per_user.fail(user_key)
+            await self.limiter.fail(*keys)
+            await self.per_user.fail(user_key)
             if self.on_failure is not None:
                 await self.on_failure(login, client)
             raise Unauthenticated("Incorrect username or password.")

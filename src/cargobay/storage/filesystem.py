@@ -171,7 +171,8 @@ class FilesystemBlobStore:
             if len(raw) == _STATE.size + hashing.STATE_SIZE:
                 (hashed,) = _STATE.unpack_from(raw)
                 if hashed <= size:
-                    hasher = hashing.ResumableSHA256(raw[_STATE.size :])
+                    # None for a state another library wrote: re-hashed from the data below.
+                    hasher = hashing.restore(raw[_STATE.size :])
         except FileNotFoundError:
             pass
         if hasher is None:

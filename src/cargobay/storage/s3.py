@@ -187,7 +187,8 @@ class S3BlobStore:
     async def start_upload(self, upload_id: str) -> None:
         if not valid_upload_id(upload_id):
             raise BlobUploadInvalid("bad upload id")
-        state = UploadState(hash=hashing.ResumableSHA256().state() if hashing.AVAILABLE else None)
+        fresh = hashing.new()
+        state = UploadState(hash=fresh.state() if fresh else None)
         try:
             await self._put_state(upload_id, state, IfNoneMatch="*")
         except ClientError as e:
@@ -251,8 +252,10 @@ class S3BlobStore:
             await self._remove(upload_id)
             return state.size
         verified = False
-        if algorithm == "sha256" and state.hash is not None:
-            self._verify(digest, hashing.ResumableSHA256(state.hash).hexdigest())
+        # A state this replica can't restore (another libcrypto, none): the object is re-hashed.
+        hasher = hashing.restore(state.hash) if algorithm == "sha256" else None
+        if hasher is not None:
+            self._verify(digest, hasher.hexdigest())
             verified = True
         if await self.stat(digest) is not None:
             await self.abort(upload_id)

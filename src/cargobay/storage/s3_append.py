@@ -55,11 +55,8 @@ class AppendCall:
         self.upload_id = upload_id
         self.old = old
         self.etag = etag
-        self.hasher = (
-            hashing.ResumableSHA256(old.hash)
-            if old.hash is not None or (old.size == 0 and hashing.AVAILABLE)
-            else None
-        )
+        # No hash (None) when the saved state can't be restored here: commit re-hashes.
+        self.hasher = hashing.restore(old.hash) if old.size else hashing.new()
         self.multipart = old.multipart
         self.created_multipart = False
         self.next_part = len(old.parts) + 1

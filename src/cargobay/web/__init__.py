@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
+from cargobay.errors import CargobayError
 from cargobay.web import audit, forms, pages, trust
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
@@ -63,6 +64,13 @@ def create_web_app(state: dict[str, Any]) -> SecurityHeaders:
         title = "Not found" if status == 404 else "Error"
         return web.render(request, "error.html", {"title": title, "message": title}, status)
 
-    app = Starlette(routes=ROUTES, exception_handlers={404: not_found, 405: not_found})
+    async def domain_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, CargobayError)
+        return web.error_page(request, exc)
+
+    app = Starlette(
+        routes=ROUTES,
+        exception_handlers={404: not_found, 405: not_found, CargobayError: domain_error},
+    )
     app.state.web = web
     return SecurityHeaders(app)

@@ -19,10 +19,11 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from cargobay import errors
 from cargobay.auth.principal import Principal
-from cargobay.errors import CargobayError, NotFound, TooManyRequests
+from cargobay.errors import CargobayError
 from cargobay.services.events import bind_principal
-from cargobay.services.packages import PackageService
+from cargobay.services.packages import Forbidden, PackageService, ScopeMissing
 from cargobay.services.signin import Session, SignIn
 
 HERE = Path(__file__).parent
@@ -100,6 +101,30 @@ def make_templates() -> Environment:
     return env
 
 
+#: Domain error -> status of the page that explains it, looked up along the exception's MRO;
+#: any other domain error is a request that can't be carried out (400).
+PAGE_STATUS: dict[type[CargobayError], tuple[str, int]] = {
+    errors.NotFound: ("Not found", 404),
+    errors.NameUnknown: ("Not found", 404),
+    errors.ManifestUnknown: ("Not found", 404),
+    errors.BlobUnknown: ("Not found", 404),
+    errors.Unauthenticated: ("Sign in", 401),
+    errors.Denied: ("Not allowed", 403),
+    Forbidden: ("Not allowed", 403),
+    ScopeMissing: ("Not allowed", 403),
+    errors.TooManyRequests: ("Too many attempts", 429),
+    errors.Unavailable: ("Unavailable", 503),
+}
+
+
+def page_status(exc: CargobayError) -> tuple[str, int]:
+    """The title and status of the page a domain error is shown on."""
+    for cls in type(exc).__mro__:
+        if cls in PAGE_STATUS:
+            return PAGE_STATUS[cls]
+    return ("Not possible", 400)
+
+
 class Web:
     """What the handlers share: services, templates, the session of a request."""
 
@@ -142,6 +167,17 @@ class Web:
         )
         return HTMLResponse(body, status_code=status, headers={"Cache-Control": "no-store"})
 
+    def error_page(self, request: Request, exc: CargobayError) -> HTMLResponse:
+        """A domain error as a page: its status (see :data:`PAGE_STATUS`) and message; a
+        backing service that is down says when to retry."""
+        title, status = page_status(exc)
+        response = self.render(
+            request, "error.html", {"title": title, "message": exc.message}, status
+        )
+        if isinstance(exc, errors.Unavailable):
+            response.headers["Retry-After"] = "5"
+        return response
+
     def not_found(self, request: Request, message: str = "Not found") -> HTMLResponse:
         return self.render(request, "error.html", {"title": "Not found", "message": message}, 404)
 
@@ -174,16 +210,11 @@ def page(handler: Callable[[Request, Web], Awaitable[Response]]) -> Handler:
 
     async def wrapped(request: Request) -> Response:
         web = web_of(request)
-        await web.session(request)
         try:
+            await web.session(request)
             return await handler(request, web)
-        except NotFound as exc:
-            return web.not_found(request, exc.message)
         except CargobayError as exc:
-            status = 429 if isinstance(exc, TooManyRequests) else 400
-            return web.render(
-                request, "error.html", {"title": "Not possible", "message": exc.message}, status
-            )
+            return web.error_page(request, exc)
 
     wrapped.__name__ = handler.__name__
     return wrapped
@@ -196,7 +227,10 @@ def form_handler(
 
     async def wrapped(request: Request) -> Response:
         web = web_of(request)
-        session = await web.session(request)
+        try:
+            session = await web.session(request)
+        except CargobayError as exc:
+            return web.error_page(request, exc)
         if session is None:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         form = await request.form()
@@ -213,12 +247,8 @@ def form_handler(
             )
         try:
             return await handler(request, web, session, fields)
-        except NotFound as exc:
-            return web.not_found(request, exc.message)
         except CargobayError as exc:
-            return web.render(
-                request, "error.html", {"title": "Not possible", "message": exc.message}, 400
-            )
+            return web.error_page(request, exc)
 
     wrapped.__name__ = handler.__name__
     return wrapped

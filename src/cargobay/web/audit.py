@@ -10,6 +10,7 @@ from urllib.parse import urlencode
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
+from cargobay.oci.numbers import parse_unsigned
 from cargobay.services.audit import AuditForbidden, AuditLog, AuditQuery, InvalidFilter
 from cargobay.services.events import Action, Event
 from cargobay.web.app import Web, page
@@ -39,7 +40,7 @@ def _query(request: Request) -> tuple[AuditQuery, dict[str, str], int | None]:
         since=since,
     )
     after = params.get("after", "")
-    return query, filters, int(after) if after.isdigit() and len(after) < 19 else None
+    return query, filters, parse_unsigned(after, 2**63 - 1)
 
 
 async def _render(

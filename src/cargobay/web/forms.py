@@ -11,6 +11,7 @@ from starlette.responses import RedirectResponse, Response
 from cargobay.auth.policy import Role, Scope
 from cargobay.errors import Conflict, NotFound
 from cargobay.metadata.base import PackageRecord
+from cargobay.oci.numbers import parse_id
 from cargobay.services.administration import Administration
 from cargobay.services.signin import Session
 from cargobay.web.app import SESSION_COOKIE, Web, form_handler, page
@@ -19,16 +20,11 @@ SCOPES = [s.value for s in Scope]
 EXPIRIES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "": "No expiration"}
 
 
-def valid_id(value: str) -> bool:
-    """A database id: digits, within a 32-bit integer."""
-    return value.isdigit() and 0 < int(value) < 2**31
-
-
 def _version_id(request: Request) -> int:
-    value = request.path_params["version_id"]
-    if not valid_id(value):
+    value = parse_id(request.path_params["version_id"])
+    if value is None:
         raise NotFound("Package version not found.")
-    return int(value)
+    return value
 
 
 def _admin(web: Web) -> Administration:
@@ -67,8 +63,8 @@ async def _package(
 ) -> PackageRecord:
     """The package a form acts on; Not found unless the signed-in user is its admin (so forms
     reveal nothing about packages others can't manage)."""
-    package_id = request.path_params["package_id"]
-    package = await web.packages.store.by_id(int(package_id)) if valid_id(package_id) else None
+    package_id = parse_id(request.path_params["package_id"])
+    package = await web.packages.store.by_id(package_id) if package_id else None
     if package is None or (package.deleted_at is not None) != deleted:
         raise NotFound("Package not found.")
     if await web.packages.role(session.principal, package) < Role.ADMIN:
@@ -264,10 +260,10 @@ async def create_token(
 async def revoke_token(
     request: Request, web: Web, session: Session, form: dict[str, str]
 ) -> Response:
-    token_id = request.path_params["token_id"]
-    if not valid_id(token_id):
+    token_id = parse_id(request.path_params["token_id"])
+    if token_id is None:
         raise NotFound("no such token")
-    await _admin(web).revoke_token(session.principal, int(token_id))
+    await _admin(web).revoke_token(session.principal, token_id)
     return RedirectResponse("/settings/tokens", status_code=303)
 
 

@@ -10,9 +10,11 @@ from starlette.responses import RedirectResponse, Response
 
 from cargobay.auth.policy import Role
 from cargobay.auth.secrets import same_secret
-from cargobay.errors import CargobayError, NotFound, TooManyRequests
+from cargobay.errors import CargobayError, NotFound, TooManyRequests, Unavailable
 from cargobay.metadata.base import PackageRecord, VersionRecord
+from cargobay.oci import jsondoc
 from cargobay.oci import mediatypes as mt
+from cargobay.oci.numbers import parse_id, parse_unsigned
 from cargobay.services.packages import Page
 from cargobay.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Web, page, web_of
 
@@ -63,6 +65,8 @@ async def login(request: Request) -> Response:
             secret, _ = await web.signin.sign_in(
                 fields.get("login", ""), fields.get("password", ""), client
             )
+        except Unavailable as exc:
+            return web.error_page(request, exc)
         except TooManyRequests as exc:
             error, status = exc.message, 429
         except CargobayError as exc:
@@ -110,7 +114,7 @@ async def packages_list(request: Request, web: Web) -> Response:
         visibility = None
     query = request.query_params.get("q", "")[:100]
     raw_page = request.query_params.get("page", "1")
-    number = max(1, int(raw_page)) if raw_page.isdigit() else 1
+    number = max(1, parse_unsigned(raw_page, 2**31 - 1) or 1)
     found, total = await web.packages.list_packages(
         viewer, owner, owner_type, visibility=visibility, page=Page(number, 30), query=query
     )
@@ -165,10 +169,11 @@ async def package_page(request: Request, web: Web) -> Response:
     except NotFound:
         # ``.../package/NAME/VERSION_ID``: a version page.
         base, _, last = name.rpartition("/")
-        if not base or not last.isdigit() or not 0 < int(last) < 2**31:
+        version_id = parse_id(last)
+        if not base or version_id is None:
             raise
         package = await web.packages.get(viewer, owner, owner_type, base)
-        return await _version_page(request, web, package, int(last))
+        return await _version_page(request, web, package, version_id)
     role = await web.packages.role(viewer, package)
     tab = request.query_params.get("tab", "")
     if tab == "versions":
@@ -250,7 +255,7 @@ async def _version_page(
     ):
         raw = b"".join([c async for c in registry.blobs.read(config["digest"], 0, config["size"])])
         try:
-            config_doc = json.loads(raw)
+            config_doc = jsondoc.loads(raw)
             config_labels = (config_doc.get("config") or {}).get("Labels") or {}
         except ValueError:
             config_doc = {}

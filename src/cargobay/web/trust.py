@@ -8,12 +8,12 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from cargobay.errors import NotFound
+from cargobay.oci.numbers import parse_id
 from cargobay.services.packages import Forbidden, ScopeMissing
 from cargobay.services.signin import Session
 from cargobay.services.trust_policies import parse_conditions
 from cargobay.services.trusted_publishing import TrustedPublishing
 from cargobay.web.app import Web, form_handler, page
-from cargobay.web.forms import valid_id
 
 
 def _service(web: Web) -> TrustedPublishing:
@@ -77,11 +77,11 @@ async def remove_policy(
     request: Request, web: Web, session: Session, form: dict[str, str]
 ) -> Response:
     repository = _repository(request)
-    policy_id = request.path_params["policy_id"]
-    if not valid_id(policy_id):
+    policy_id = parse_id(request.path_params["policy_id"])
+    if policy_id is None:
         raise NotFound("No such trust policy.")
     try:
-        await _service(web).remove_as(session.principal, repository, int(policy_id))
+        await _service(web).remove_as(session.principal, repository, policy_id)
     except (Forbidden, ScopeMissing):
         raise NotFound("Not found") from None
     return RedirectResponse(_url(repository, "removed"), status_code=303)

@@ -13,6 +13,7 @@ from collections.abc import AsyncIterator, Callable
 from starlette.requests import ClientDisconnect, Request
 
 from cargobay.errors import CargobayError
+from cargobay.oci.numbers import parse_unsigned
 
 DRAIN_LIMIT = 64 * 1024 * 1024
 
@@ -22,8 +23,7 @@ class Body:
         self._receive = request.receive
         self._scope = request.scope
         self.done = False
-        declared = request.headers.get("content-length")
-        self.declared = int(declared) if declared and declared.isdigit() else None
+        self.declared = parse_unsigned(request.headers.get("content-length"))
         chunked = "chunked" in request.headers.get("transfer-encoding", "").lower()
         http1 = str(request.scope.get("http_version", "1.1")).startswith("1")
         if http1 and not chunked and not self.declared:

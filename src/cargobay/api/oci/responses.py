@@ -8,9 +8,16 @@ from starlette.responses import Response
 from starlette.types import Receive, Scope, Send
 
 from cargobay.errors import RangeInvalid
+from cargobay.oci.numbers import parse_unsigned
 from cargobay.services.blobs import BlobInfo, BlobService
 
-_RANGE = re.compile(r"bytes=(\d*)-(\d*)")
+_RANGE = re.compile(r"bytes=([0-9]*)-([0-9]*)")
+
+
+def _position(digits: str) -> int:
+    """A byte position from a header's ASCII digits; one too long to read is past any blob."""
+    value = parse_unsigned(digits)
+    return 1 << 63 if value is None else value
 
 
 def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
@@ -27,14 +34,14 @@ def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
         return None
     first, last = match.group(1), match.group(2)
     if first:
-        start = int(first)
-        end = int(last) if last else size - 1
+        start = _position(first)
+        end = _position(last) if last else size - 1
         if last and end < start:
             return None  # syntactically invalid: ignore, per RFC 9110
         if start >= size:
             raise RangeInvalid(f"range start {start} is beyond the blob size {size}", size=size)
         return start, min(end, size - 1)
-    suffix = int(last)
+    suffix = _position(last)
     if suffix == 0 or size == 0:
         raise RangeInvalid("empty suffix range", size=size)
     return max(size - suffix, 0), size - 1

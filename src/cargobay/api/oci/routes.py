@@ -6,6 +6,7 @@ responds. Access is declared at the route: the action follows from the HTTP meth
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Awaitable, Callable
@@ -34,6 +35,7 @@ from cargobay.errors import (
 from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import Digest, is_digest, parse_digest
 from cargobay.oci.names import RepositoryName, parse_name
+from cargobay.oci.numbers import parse_unsigned
 from cargobay.services.access import AccessService
 from cargobay.services.events import bind_principal
 from cargobay.services.manifests import parse_reference
@@ -41,7 +43,7 @@ from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 
 Handler = Callable[[Request], Awaitable[Response]]
-_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?(\d+)-(\d+)(?:/(?:\d+|\*))?")
+_CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?")
 
 
 def registry(request: Request) -> Registry:
@@ -83,7 +85,10 @@ def repository_access(handler: Callable[[Request, RepositoryName], Awaitable[Res
 
     async def guarded(request: Request) -> Response:
         name = parse_name(request.path_params["name"])
-        access = Access.repository(name, request.method)
+        method = request.method
+        if method == "DELETE" and "upload_id" in request.path_params:
+            method = "PATCH"  # cancelling an upload is part of pushing, not a deletion
+        access = Access.repository(name, method)
         attempt = request_line(request)
         try:
             who = await principal(request)
@@ -101,9 +106,10 @@ def content_length(request: Request) -> int | None:
     value = request.headers.get("content-length")
     if value is None:
         return None
-    if not value.isdigit():
+    length = parse_unsigned(value)
+    if length is None:
         raise SizeInvalid("invalid Content-Length", {"content-length": value[:40]})
-    return int(value)
+    return length
 
 
 def upload_headers(name: str, upload_id: str, size: int) -> dict[str, str]:
@@ -130,9 +136,10 @@ def page_size(request: Request, maximum: int) -> int:
     raw = request.query_params.get("n")
     if raw is None or raw == "":
         return maximum
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit()):
         raise PaginationInvalid("n must be a non-negative integer", {"n": raw[:40]})
-    return min(int(raw), maximum)
+    n = parse_unsigned(raw.lstrip("0") or "0")
+    return maximum if n is None else min(n, maximum)  # None: more digits than any page
 
 
 def link_header(path: str, n: int, last: str) -> str:
@@ -221,8 +228,8 @@ def _chunk_range(request: Request) -> tuple[int | None, int | None]:
     match = _CONTENT_RANGE.fullmatch(header.strip())
     if not match:
         raise BlobUploadInvalid("invalid Content-Range", {"content-range": header[:80]})
-    start, end = int(match.group(1)), int(match.group(2))
-    if end < start:
+    start, end = parse_unsigned(match.group(1)), parse_unsigned(match.group(2))
+    if start is None or end is None or end < start:
         raise BlobUploadInvalid("invalid Content-Range", {"content-range": header[:80]})
     length = end - start + 1
     declared = content_length(request)
@@ -250,6 +257,10 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
     body = Body(request)
     async with body.draining_on_error():
         start, length = _chunk_range(request)
+        if length is None:
+            # A streamed chunk's declared size: one that would pass the limit is refused
+            # before anything is read.
+            length = content_length(request)
         if method == "PATCH":
             status = await reg.uploads.append(name, upload_id, body, start=start, length=length)
             return Response(status_code=202, headers=upload_headers(name, upload_id, status.size))
@@ -258,8 +269,6 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
         if not raw_digest:
             raise DigestInvalid("the digest query parameter is required")
         digest = parse_digest(raw_digest)
-        if length is None:
-            length = content_length(request)
         chunks = None if length == 0 else body  # no Content-Length: a chunked body may follow
         await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
     return blob_created(name, digest)
@@ -349,9 +358,11 @@ async def tags_list(request: Request, name: RepositoryName) -> Response:
 
 
 async def catalog(request: Request) -> Response:
-    """The ``/v2/_catalog`` extension: every repository name, paginated like tags."""
+    """The ``/v2/_catalog`` extension: the repositories the caller may pull, paginated like
+    tags. A registry token names no repositories for the catalog: what its holder may read is
+    what the account behind it may read."""
     reg = registry(request)
-    who = await principal(request)
+    who = dataclasses.replace(await principal(request), registry_grant=None)
     access = access_service(request)
     n = page_size(request, reg.max_page_size)
     last = request.query_params.get("last")

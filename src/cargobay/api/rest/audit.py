@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
 from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
+from cargobay.oci.numbers import parse_unsigned
 from cargobay.services.audit import AuditLog, AuditQuery, InvalidFilter, entry
 from cargobay.services.events import Event
 
@@ -64,11 +65,11 @@ def cursor(
     ] = "",
     after: Annotated[
         str | None,
-        Query(max_length=20, pattern=r"^[0-9]+$", description="Cursor from the Link header"),
+        Query(max_length=19, pattern=r"^[0-9]+$", description="Cursor from the Link header"),
     ] = None,
     per_page: Annotated[int, Query(ge=1, le=100, description="Results per page (max 100)")] = 30,
 ) -> Cursor:
-    return Cursor(phrase=phrase, after=int(after) if after else None, per_page=per_page)
+    return Cursor(phrase=phrase, after=parse_unsigned(after, 2**63 - 1), per_page=per_page)
 
 
 Paging = Annotated[Cursor, Depends(cursor)]

@@ -17,7 +17,6 @@ from pydantic import BaseModel
 from cargobay.api.rest.app import ERROR_RESPONSES, Caller, Paging, link_header, state, urls
 from cargobay.api.rest.schemas import GrantOut, Package, PackageVersion
 from cargobay.auth.principal import Kind
-from cargobay.errors import NotFound
 from cargobay.metadata.base import PackageRecord
 from cargobay.services.packages import Forbidden, PackageService
 
@@ -71,9 +70,14 @@ PackageName = Annotated[
 VersionId = Annotated[int, Path(ge=1, le=2**31 - 1)]
 
 
+#: The name looked up for a package of another type: one no package can have, so the caller
+#: gets exactly what a missing package gets (401 without a token, else 404), in that order.
+_NO_PACKAGE = "-"
+
+
 def _name(package_type: str, package_name: str) -> str:
     if package_type not in ("container", "docker"):
-        raise NotFound("Package not found.")
+        return _NO_PACKAGE
     return package_name.replace("%2F", "/").replace("%2f", "/")
 
 
