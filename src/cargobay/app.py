@@ -26,6 +26,7 @@ from cargobay.services.accounts import AccountService
 from cargobay.services.administration import Administration
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
+from cargobay.services.gc import GcService
 from cargobay.services.health import HealthService
 from cargobay.services.manifests import ManifestService, OnPublish
 from cargobay.services.packages import PackageService
@@ -115,6 +116,14 @@ def build_registry(
     )
 
 
+def build_gc(
+    settings: Settings, metadata: SqlMetadata, store: BlobStore, registry: Registry
+) -> GcService:
+    return GcService(
+        metadata.gc, store, registry.uploads, metadata.uploads, grace=settings.gc_grace
+    )
+
+
 async def _every(interval: float, what: str, job: Callable[[], Awaitable[object]]) -> None:
     while True:
         await anyio.sleep(interval)
@@ -176,6 +185,9 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
             tasks.start_soon(
                 _every, settings.purge_interval, "purging deleted packages", packages.purge_expired
             )
+            if settings.gc_interval > 0:
+                gc = build_gc(settings, metadata, store, registry)
+                tasks.start_soon(_every, settings.gc_interval, "garbage collection", gc.run_once)
             yield
             tasks.cancel_scope.cancel()
         with contextlib.suppress(Exception):

@@ -1,15 +1,15 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
-``serve``/``migrate`` run the registry (:mod:`.serving`); the operator groups (``user``, ``org``,
-``team``, ``repo``, ``token``, ``package``) act on the configured database through the services
-(:mod:`.common` resolves settings and runs a use case).
+``serve``/``migrate`` run the registry (:mod:`.serving`); ``gc`` collects garbage (:mod:`.gc`);
+the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``, ``package``) act on the
+configured database through the services (:mod:`.common` resolves settings and runs a use case).
 """
 
 from __future__ import annotations
 
 import typer
 
-from cargobay.cli import orgs, packages, repos, serving, teams, tokens, users
+from cargobay.cli import gc, orgs, packages, repos, serving, teams, tokens, users
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
@@ -18,6 +18,7 @@ cli = typer.Typer(
 )
 cli.command()(serving.migrate)
 cli.command()(serving.serve)
+cli.command()(gc.gc)
 for _name, _group in (
     ("user", users.user_cli),
     ("org", orgs.org_cli),

@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, VersionInUse
+from cargobay.metadata import blobrows
 from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManifest
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.schema import blob_links, manifest_refs, manifests, repositories, tags
@@ -72,6 +73,8 @@ class SqlManifestStore:
     ) -> StoredManifest:
         with self.db.write() as c:
             repository_id = self.db.ensure_repository(c, repository)
+            # Held until commit: the garbage collector can't take a blob this manifest lists.
+            blobrows.lock_referenced(c, self.db, manifest.blobs)
             missing = self._missing(c, blob_links, repository_id, manifest.blobs)
             if missing:
                 raise ManifestBlobUnknown(

@@ -11,10 +11,12 @@ from typing import Any
 
 import sqlalchemy as sa
 
+from cargobay.errors import Unavailable
+from cargobay.metadata import blobrows
 from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
-from cargobay.metadata.schema import blob_links, repositories, uploads
+from cargobay.metadata.schema import blob_links, repositories, unreferenced_blobs, uploads
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
 
@@ -58,12 +60,41 @@ class SqlBlobLinkStore:
 
     async def link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         with self.db.write() as c:
-            repository_id = self.db.ensure_repository(c, repository)
-            c.execute(
-                self.db._insert(blob_links)
-                .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
+            state = blobrows.lock_referenced(c, self.db, [digest]).get(digest)
+            if state is None:
+                blobrows.pin(c, self.db, digest, size)
+            elif state != blobrows.LIVE:
+                raise Unavailable("the blob was being removed as it was stored; push it again")
+            self._insert_link(c, repository, digest, size)
+
+    def _insert_link(
+        self, c: sa.Connection, repository: RepositoryName, digest: Digest, size: int
+    ) -> None:
+        repository_id = self.db.ensure_repository(c, repository)
+        c.execute(
+            self.db._insert(blob_links)
+            .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+        # Linked again: if it becomes garbage later, its grace period starts then.
+        c.execute(sa.delete(unreferenced_blobs).where(unreferenced_blobs.c.digest == digest))
+
+    async def pin(self, digest: Digest, size: int) -> bool:
+        with self.db.write() as c:
+            return blobrows.pin(c, self.db, digest, size)
+
+    async def mount(
+        self, repository: RepositoryName, digest: Digest, source: RepositoryName
+    ) -> int | None:
+        with self.db.write() as c:
+            states = blobrows.lock_referenced(c, self.db, [digest])
+            size = c.execute(
+                sa.text(_LINKED_SIZE), {"repository": source, "digest": digest}
+            ).scalar()
+            if size is None or states.get(digest) != blobrows.LIVE:
+                return None
+            self._insert_link(c, repository, digest, int(size))
+            return int(size)
 
     async def unlink(self, repository: RepositoryName, digest: Digest) -> bool:
         with self.db.write() as c:
@@ -75,6 +106,19 @@ class SqlBlobLinkStore:
                     blob_links.c.repository_id == repository_id, blob_links.c.digest == digest
                 )
             )
+            if (
+                result.rowcount
+                and not c.execute(
+                    sa.select(blob_links.c.digest).where(blob_links.c.digest == digest).limit(1)
+                ).first()
+            ):
+                # No repository links it any more: a candidate for the garbage collector,
+                # which re-checks every reference before it removes anything.
+                c.execute(
+                    self.db._insert(unreferenced_blobs)
+                    .values(digest=digest, since=now())
+                    .on_conflict_do_nothing(index_elements=["digest"])
+                )
             return result.rowcount > 0
 
 
@@ -134,6 +178,7 @@ class SqlMetadata:
             SqlSessionStore,
             SqlTokenStore,
         )
+        from cargobay.metadata.gc import SqlGcStore
         from cargobay.metadata.packages import SqlPackageStore
 
         self.accounts = SqlAccountStore(db)
@@ -141,6 +186,7 @@ class SqlMetadata:
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
+        self.gc = SqlGcStore(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

@@ -36,6 +36,7 @@ from cargobay.errors import (
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of, new_hasher
 from cargobay.storage import hashing
+from cargobay.storage.base import StoredBlob
 from cargobay.storage.uploads import valid_upload_id
 
 READ_CHUNK = 256 * 1024
@@ -121,6 +122,27 @@ class FilesystemBlobStore:
             for prefix in sorted(os.listdir(self.blobs / algorithm)):
                 for encoded in sorted(os.listdir(self.blobs / algorithm / prefix)):
                     yield Digest(f"{algorithm}:{encoded}")
+
+    async def iter_blobs(self) -> AsyncIterator[StoredBlob]:
+        def scan(directory: str, algorithm: str) -> list[StoredBlob]:
+            found = []
+            with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # removed since the listing
+                    digest = Digest(f"{algorithm}:{entry.name}")
+                    found.append(StoredBlob(digest, st.st_size, st.st_mtime))
+            return found
+
+        if not self.blobs.is_dir():
+            return
+        for algorithm in sorted(os.listdir(self.blobs)):
+            for prefix in sorted(os.listdir(self.blobs / algorithm)):
+                directory = str(self.blobs / algorithm / prefix)
+                for blob in await anyio.to_thread.run_sync(scan, directory, algorithm):
+                    yield blob
 
     # -- uploads ---------------------------------------------------------------------------
 
@@ -301,3 +323,7 @@ class FilesystemBlobStore:
             except FileNotFoundError:
                 mtime = 0.0
             yield entry.name, mtime
+
+    async def iter_upload_leftovers(self) -> AsyncIterator[tuple[str, float]]:
+        return
+        yield  # every upload directory is a session iter_uploads lists
