@@ -183,33 +183,35 @@ class SqlGcStore:
                     deleting.append((digest, int(row.size) if row is not None else 0))
             if dry_run:
                 return Claimed(deleting, in_use, recent)
-            claimed = [d for d, _ in deleting]
-            missing = [d for d in claimed if d not in rows]
+            locked = [d for d, _ in deleting if d in rows]
+            missing = [d for d, _ in deleting if d not in rows]
             at = now()
+            inserted: set[str] = set()
             if missing:
-                # Candidates from before blob rows existed: claimed by creating the row.
-                c.execute(
-                    self.db._insert(blobs)
-                    .values(
-                        [
-                            {
-                                "digest": d,
-                                "size": 0,
-                                "state": DELETING,
-                                "touched_at": at,
-                                "created_at": at,
-                            }
-                            for d in missing
-                        ]
-                    )
-                    .on_conflict_do_nothing(index_elements=["digest"])
+                # Candidates from before blob rows existed: claimed by creating the row, unless
+                # an upload created it first (then it is that upload's, and left alone).
+                inserted = set(
+                    c.execute(
+                        self.db._insert(blobs)
+                        .values(
+                            [
+                                {"digest": d, "size": 0, "state": DELETING}
+                                | {"touched_at": at, "created_at": at}
+                                for d in missing
+                            ]
+                        )
+                        .on_conflict_do_nothing(index_elements=["digest"])
+                        .returning(blobs.c.digest)
+                    ).scalars()
                 )
-            if claimed:
+            if locked:
                 c.execute(
                     sa.update(blobs)
-                    .where(blobs.c.digest.in_(claimed), blobs.c.state == LIVE)
+                    .where(blobs.c.digest.in_(locked), blobs.c.state == LIVE)
                     .values(state=DELETING)
                 )
+            deleting = [(d, size) for d, size in deleting if d in rows or d in inserted]
+            claimed = [d for d, _ in deleting]
             if claimed or drop:
                 c.execute(
                     sa.delete(unreferenced_blobs).where(
