@@ -82,3 +82,15 @@ async def test_a_second_store_instance_continues_an_upload(tmp_path: Path) -> No
     assert [d async for d in first.iter_digests()] == [
         Digest("sha256:" + hashlib.sha256(data).hexdigest())
     ]
+
+
+async def test_a_session_being_created_is_listed_as_new_not_as_expired(tmp_path: Path) -> None:
+    """Between a session's directory and its data file, the listing gives the directory's age:
+    an expiry sweep at that moment must not take the session for an old one."""
+    import time
+
+    store = FilesystemBlobStore(tmp_path)
+    upload = new_upload_id()
+    (store.uploads / upload).mkdir()  # start_upload, half done
+    listed = dict([u async for u in store.iter_uploads()])
+    assert time.time() - listed[upload] < 60

@@ -317,11 +317,13 @@ class FilesystemBlobStore:
             if not valid_upload_id(entry.name):
                 continue
             try:
-                mtime = max(
-                    entry.stat().st_mtime, os.stat(os.path.join(entry.path, "data")).st_mtime
-                )
+                mtime = entry.stat().st_mtime
             except FileNotFoundError:
-                mtime = 0.0
+                continue  # removed since the listing
+            # A session being created has its directory before its data file: its age is the
+            # directory's then (not "infinitely old", which would get it swept as it starts).
+            with contextlib.suppress(FileNotFoundError):
+                mtime = max(mtime, os.stat(os.path.join(entry.path, "data")).st_mtime)
             yield entry.name, mtime
 
     async def iter_upload_leftovers(self) -> AsyncIterator[tuple[str, float]]:
