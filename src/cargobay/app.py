@@ -28,6 +28,7 @@ from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
 from cargobay.services.gc import GcService
 from cargobay.services.health import HealthService
+from cargobay.services.immutability import ImmutableTagService
 from cargobay.services.manifests import ManifestService, OnPublish
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
@@ -201,6 +202,7 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "packages": packages,
         "accounts": accounts,
         "administration": Administration(accounts),
+        "immutability": ImmutableTagService(packages, metadata.package_records, metadata.immutable),
         "signin": signin,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import typer
 
-from cargobay.cli import gc, orgs, packages, repos, serving, teams, tokens, users
+from cargobay.cli import gc, immutable, orgs, packages, repos, serving, teams, tokens, users
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
@@ -26,6 +26,7 @@ for _name, _group in (
     ("repo", repos.repo_cli),
     ("token", tokens.token_cli),
     ("package", packages.package_cli),
+    ("immutable-tags", immutable.immutable_cli),
 ):
     cli.add_typer(_group, name=_name)
 

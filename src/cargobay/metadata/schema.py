@@ -246,6 +246,16 @@ blobs = sa.Table(
     sa.Index("ix_blobs_state", "state"),
 )
 
+#: Tag patterns (globs) that make a package's tags immutable: once such a tag names a version
+#: it can't be moved to another or deleted (pushing the same version again is fine).
+immutable_tag_rules = sa.Table(
+    "immutable_tag_rules",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("pattern", sa.String(128), primary_key=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
 #: Web sign-in sessions. The cookie holds a random secret; only its SHA-256 is kept.
 web_sessions = sa.Table(
     "web_sessions",

@@ -179,6 +179,7 @@ class SqlMetadata:
             SqlTokenStore,
         )
         from cargobay.metadata.gc import SqlGcStore
+        from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.packages import SqlPackageStore
 
         self.accounts = SqlAccountStore(db)
@@ -187,6 +188,7 @@ class SqlMetadata:
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
         self.gc = SqlGcStore(db)
+        self.immutable = SqlImmutableTagStore(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

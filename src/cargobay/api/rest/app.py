@@ -132,7 +132,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, packages
+    from cargobay.api.rest import accounts, immutability, packages
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -192,5 +192,6 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
         return error(exc.status_code, message)
 
     app.include_router(packages.router)
+    app.include_router(immutability.router)
     app.include_router(accounts.router)
     return RestApp(app)

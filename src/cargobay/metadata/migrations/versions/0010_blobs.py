@@ -1,5 +1,6 @@
-"""blobs: one row per stored blob, locked by the garbage collector and by every path that adds a
-reference to it; filled from the blob links and manifest references that exist
+"""blobs (one row per stored blob, locked by the garbage collector and by every path that
+adds a reference to it; filled from the blob links and manifest references that exist) and
+immutable tag rules
 
 Revision ID: 0010
 Revises: 0004
@@ -31,6 +32,14 @@ def upgrade() -> None:
     )
     with op.batch_alter_table("blobs", schema=None) as batch_op:
         batch_op.create_index("ix_blobs_state", ["state"], unique=False)
+    op.create_table(
+        "immutable_tag_rules",
+        sa.Column("repository_id", sa.Integer(), nullable=False),
+        sa.Column("pattern", sa.String(length=128), nullable=False),
+        sa.Column("created_at", sa.DateTime(timezone=True), nullable=False),
+        sa.ForeignKeyConstraint(["repository_id"], ["repositories.id"]),
+        sa.PrimaryKeyConstraint("repository_id", "pattern"),
+    )
     # Every blob something links or references today is live from now on (its grace starts now).
     at = datetime.now(UTC)
     op.get_bind().execute(
@@ -46,4 +55,5 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_table("immutable_tag_rules")
     op.drop_table("blobs")
