@@ -343,5 +343,7 @@ def figures(tally: Tally, gc_loop: GcLoop, lost: Sequence[str]) -> str:
         f" blobs_checked={gc_loop.total('blobs_checked')}"
         f" blobs_deleted={gc_loop.total('blobs_deleted')}"
         f" orphans_deleted={gc_loop.total('orphans_deleted')}"
+        f" recovered={gc_loop.total('recovered')} discovered={gc_loop.total('discovered')}"
+        f" in_use={gc_loop.total('in_use')} recent={gc_loop.total('recent')}"
         f" bytes_freed={gc_loop.total('bytes_freed')} lost={len(lost)}"
     )

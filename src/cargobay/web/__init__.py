@@ -11,7 +11,7 @@ from starlette.responses import Response
 from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
-from cargobay.web import forms, pages
+from cargobay.web import forms, immutable, pages
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -32,6 +32,7 @@ ROUTES = [
     Route("/packages/{package_id}/inherit", forms.change_inherit, methods=POST),
     Route("/packages/{package_id}/access", forms.grant, methods=POST),
     Route("/packages/{package_id}/repository", forms.link, methods=POST),
+    Route("/packages/{package_id}/immutable-tags", immutable.set_immutable_tags, methods=POST),
     Route("/packages/{package_id}/delete", forms.delete_package, methods=POST),
     Route("/packages/{package_id}/restore", forms.restore_package, methods=POST),
     Route(
