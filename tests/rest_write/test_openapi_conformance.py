@@ -35,6 +35,7 @@ PACKAGE_ROUTES = {
         "delete",
     },
     "/packages/{package_type}/{package_name}/repository": {"put", "delete"},
+    "/packages/{package_type}/{package_name}/immutable-tags": {"get", "put"},
 }
 OTHER_ROUTES = {
     "/user/packages": {"get"},
@@ -271,6 +272,14 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
             {"role": "read"},
         ),
         (base + "/access", "GET", f"{pkg.path}/access", "owner", None),
+        (
+            base + "/immutable-tags",
+            "PUT",
+            f"{pkg.path}/immutable-tags",
+            "owner",
+            {"patterns": ["release-*"]},
+        ),
+        (base + "/immutable-tags", "GET", f"{pkg.path}/immutable-tags", "owner", None),
         (
             base + "/versions/{package_version_id}",
             "DELETE",

@@ -1,6 +1,7 @@
 """Online garbage collection on PostgreSQL + S3 (Ceph RGW), from the outside: two replicas
 take pushes (monolithic, chunked, mounts, shared base layers across repositories) and deletions
-while ``cargobay gc`` runs in a loop with a tiny grace period; afterwards every image not
+while ``cargobay gc`` runs in a loop with a tiny grace period beside the replicas' own
+collectors (every 5 s; one runs at a time); afterwards every image not
 deleted pulls byte for byte through either replica (blob GETs redirect to the bucket) and the
 database and bucket agree."""
 
