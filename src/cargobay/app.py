@@ -34,6 +34,7 @@ from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
 from cargobay.services.uploads import UploadService
+from cargobay.services.usage import UsageService
 from cargobay.settings import Settings, load_settings
 from cargobay.storage.base import BlobStore
 from cargobay.storage.filesystem import FilesystemBlobStore
@@ -203,6 +204,9 @@ def create_app(settings: Settings | None = None) -> CargobayApp:
         "accounts": accounts,
         "administration": Administration(accounts),
         "immutability": ImmutableTagService(packages, metadata.package_records, metadata.immutable),
+        "usage": UsageService(
+            packages, metadata.package_records, metadata.accounts, metadata.usage
+        ),
         "signin": signin,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})

@@ -1,9 +1,11 @@
 """Immutable tags, from the outside: rules set through the REST API and the operator CLI; a
 tag matching one can't be moved or deleted (409 DENIED, with a message saying why), pushing
-the same digest to it again succeeds, other tags move freely, and removing the rule lifts it."""
+the same digest to it again succeeds, other tags move freely, and removing the rule lifts it.
+Also the storage a package uses (REST) and a namespace uses (CLI)."""
 
 from __future__ import annotations
 
+import json
 import secrets
 from typing import Any
 
@@ -89,3 +91,22 @@ def test_rules_from_the_operator_cli_and_bad_patterns(
     assert rest.get(rules_url(repo)).json() == {"patterns": ["v*"]}
     unknown = rest.get("/api/v3/orgs/api/packages/container/no-such-package/immutable-tags")
     assert unknown.status_code == 404
+
+
+def test_usage_of_a_package_and_a_namespace(
+    registry: Any, api: Registry, rest: httpx.Client
+) -> None:
+    """What a package takes, through the REST API, and its namespace's total from the CLI."""
+    repo = f"api/usage-{secrets.token_hex(4)}"
+    _, first = api.push_image(repo, "v1", layers=2)
+    _, second = api.push_image(repo, "v2", layers=1)
+    r = rest.get(rules_url(repo).replace("/immutable-tags", "/usage"))
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["blobs"], got["versions"]) == (5, 2)  # two configs, three layers
+    assert got["stored"] == got["as_pushed"] > len(first) + len(second) + 3 * 512
+    out = registry.cli("usage", repo, "--json")
+    assert json.loads(out) == got
+    assert registry.cli("usage", "api").startswith("api: ")
+    missing = rest.get("/api/v3/orgs/api/packages/container/no-such-package/usage")
+    assert missing.status_code == 404

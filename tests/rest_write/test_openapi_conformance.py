@@ -36,6 +36,7 @@ PACKAGE_ROUTES = {
     },
     "/packages/{package_type}/{package_name}/repository": {"put", "delete"},
     "/packages/{package_type}/{package_name}/immutable-tags": {"get", "put"},
+    "/packages/{package_type}/{package_name}/usage": {"get"},
 }
 OTHER_ROUTES = {
     "/user/packages": {"get"},
@@ -280,6 +281,7 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
             {"patterns": ["release-*"]},
         ),
         (base + "/immutable-tags", "GET", f"{pkg.path}/immutable-tags", "owner", None),
+        (base + "/usage", "GET", f"{pkg.path}/usage", "owner", None),
         (
             base + "/versions/{package_version_id}",
             "DELETE",

@@ -9,7 +9,18 @@ from __future__ import annotations
 
 import typer
 
-from cargobay.cli import gc, immutable, orgs, packages, repos, serving, teams, tokens, users
+from cargobay.cli import (
+    gc,
+    immutable,
+    orgs,
+    packages,
+    repos,
+    serving,
+    teams,
+    tokens,
+    usage,
+    users,
+)
 
 cli = typer.Typer(
     help="cargobay: a self-hosted OCI container registry.",
@@ -19,6 +30,7 @@ cli = typer.Typer(
 cli.command()(serving.migrate)
 cli.command()(serving.serve)
 cli.command()(gc.gc)
+cli.command()(usage.usage)
 for _name, _group in (
     ("user", users.user_cli),
     ("org", orgs.org_cli),

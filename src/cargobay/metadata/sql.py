@@ -181,6 +181,7 @@ class SqlMetadata:
         from cargobay.metadata.gc import SqlGcStore
         from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.packages import SqlPackageStore
+        from cargobay.metadata.usage import SqlUsageStore
 
         self.accounts = SqlAccountStore(db)
         self.tokens = SqlTokenStore(db)
@@ -189,6 +190,7 @@ class SqlMetadata:
         self.sessions = SqlSessionStore(db)
         self.gc = SqlGcStore(db)
         self.immutable = SqlImmutableTagStore(db)
+        self.usage = SqlUsageStore(db)
 
     def ping(self) -> None:
         """Raise Unavailable unless the database answers."""

@@ -132,7 +132,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, immutability, packages
+    from cargobay.api.rest import accounts, immutability, packages, usage
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -193,5 +193,6 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
 
     app.include_router(packages.router)
     app.include_router(immutability.router)
+    app.include_router(usage.router)
     app.include_router(accounts.router)
     return RestApp(app)
