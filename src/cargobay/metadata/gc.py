@@ -234,17 +234,20 @@ class SqlGcStore:
         row ``deleting``, unless an upload created it first. Returns the claimed digests."""
         with self.db.write() as c:
             referenced = _referenced(c, list(sizes))
-            claimed = []
             at = now()
-            for digest, size in sorted(sizes.items()):
-                if digest in referenced:
-                    continue
-                inserted = c.execute(
+            values = [
+                {"digest": d, "size": size, "state": DELETING, "touched_at": at, "created_at": at}
+                for d, size in sorted(sizes.items())
+                if d not in referenced
+            ]
+            if not values:
+                return []
+            claimed = list(
+                c.execute(
                     self.db._insert(blobs)
-                    .values(digest=digest, size=size, state=DELETING, touched_at=at, created_at=at)
+                    .values(values)
                     .on_conflict_do_nothing(index_elements=["digest"])
                     .returning(blobs.c.digest)
-                ).scalar()
-                if inserted is not None:
-                    claimed.append(digest)
+                ).scalars()
+            )
             return claimed
