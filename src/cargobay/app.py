@@ -37,7 +37,9 @@ from cargobay.services.audit import AuditLog
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
 from cargobay.services.events import Action, EventBus
+from cargobay.services.gc import GcService
 from cargobay.services.health import HealthService
+from cargobay.services.immutability import ImmutableTagService
 from cargobay.services.jobs import JobRunner
 from cargobay.services.manifests import ManifestService
 from cargobay.services.packages import PackageService
@@ -45,6 +47,7 @@ from cargobay.services.registry import Registry
 from cargobay.services.signin import SignIn
 from cargobay.services.trusted_publishing import TrustedPublishing
 from cargobay.services.uploads import UploadService
+from cargobay.services.usage import UsageService
 from cargobay.settings import Settings, load_settings, proxy_networks
 from cargobay.storage import hashing
 from cargobay.storage.base import BlobStore
@@ -143,6 +146,14 @@ def build_failure_limiter(settings: Settings, metadata: SqlMetadata) -> FailureL
     )
 
 
+def build_gc(
+    settings: Settings, metadata: SqlMetadata, store: BlobStore, registry: Registry
+) -> GcService:
+    return GcService(
+        metadata.gc, store, registry.uploads, metadata.uploads, grace=settings.gc_grace
+    )
+
+
 def build_access(
     settings: Settings,
     metadata: SqlMetadata,
@@ -217,6 +228,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     )
     jobs.add("purge-deleted", settings.purge_interval, packages.purge_expired)
     jobs.add("audit-retention", settings.audit_prune_interval, audit.prune)
+    if settings.gc_interval > 0:
+        jobs.add("gc", settings.gc_interval, build_gc(settings, metadata, store, registry).run_once)
     tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
     if tally is not None:
         jobs.add("flush-metrics", 1.0, tally.flush_soon, exclusive=False)
@@ -243,6 +256,10 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         "packages": packages,
         "accounts": accounts,
         "administration": administration,
+        "immutability": ImmutableTagService(packages, metadata.package_records, metadata.immutable),
+        "usage": UsageService(
+            packages, metadata.package_records, metadata.accounts, metadata.usage
+        ),
         "signin": signin,
         "trusted_publishing": trusted_publishing,
         "audit": audit,

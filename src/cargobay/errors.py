@@ -112,6 +112,10 @@ class VersionInUse(Conflict):
     """the version is referenced by an index that is not deleted"""
 
 
+class TagImmutable(Conflict):
+    """the tag is immutable"""
+
+
 class DeletionRefused(CargobayError):
     """this package can't be deleted"""
 

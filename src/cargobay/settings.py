@@ -149,6 +149,13 @@ class Settings(BaseSettings):
     #: Public packages with a version downloaded more often than this can only be deleted by
     #: a site administrator.
     protected_downloads: int = Field(default=5000, ge=0)
+    #: Run the garbage collector every this many seconds in the server (0: never; run
+    #: ``cargobay gc`` instead). With several workers or replicas one run happens at a time.
+    gc_interval: float = Field(default=0.0, ge=0)
+    #: Seconds a blob stays after it became unreferenced, or since it was last uploaded, before
+    #: the garbage collector may remove it (1 day: far more than an upload session plus a
+    #: registry token's lifetime, the longest a push can take between its blobs and manifest).
+    gc_grace: float = Field(default=86400.0, ge=0)
     #: How often download counts gathered in memory are written, in seconds.
     download_flush_interval: float = Field(default=2.0, gt=0)
     #: Audit-log entries older than this many seconds are removed (default: one year).

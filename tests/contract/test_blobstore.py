@@ -242,3 +242,31 @@ async def test_empty_blob(store: BlobStore) -> None:
     await store.commit(upload, sha256(b""))
     assert await store.stat(sha256(b"")) == 0
     assert await read_all(store, sha256(b"")) == b""
+
+
+async def test_listing_blobs_gives_size_and_write_time(store: BlobStore) -> None:
+    """What the garbage collector compares with the metadata: every blob, its size, its age."""
+    import time
+
+    before = time.time() - 5
+    small, large = b"tiny", os.urandom(1_200_000)
+    digests = {await put(store, small): len(small), await put(store, large): len(large)}
+    listed = {blob.digest: blob async for blob in store.iter_blobs()}
+    assert {d: listed[d].size for d in digests} == digests
+    assert all(before <= listed[d].modified <= time.time() + 5 for d in digests)
+    for digest in digests:
+        assert await store.delete(digest) is True
+    assert not {blob.digest async for blob in store.iter_blobs()} & set(digests)
+
+
+async def test_sessions_are_not_leftovers_and_abort_removes_them(store: BlobStore) -> None:
+    """Live upload sessions are listed by iter_uploads, never as leftovers; after an abort
+    neither lists anything of them."""
+    upload = new_upload_id()
+    await store.start_upload(upload)
+    await store.append(upload, chunks(b"x" * 1000), offset=0, max_size=BIG)
+    assert upload in {u async for u, _ in store.iter_uploads()}
+    assert upload not in {u async for u, _ in store.iter_upload_leftovers()}
+    await store.abort(upload)
+    assert upload not in {u async for u, _ in store.iter_uploads()}
+    assert upload not in {u async for u, _ in store.iter_upload_leftovers()}

@@ -210,3 +210,23 @@ async def test_a_second_upload_of_a_stored_blob_is_discarded(store: S3BlobStore)
     assert [d async for d in store.iter_digests()] == [sha256(data)]
     assert keys(store) == [f"registry/blobs/sha256/{sha256(data).split(':')[1]}"]
     assert multipart_uploads(store) == []
+
+
+async def test_upload_data_without_a_session_is_a_leftover_that_abort_removes(
+    store: S3BlobStore,
+) -> None:
+    """A request that died before writing its session's state leaves a multipart upload and
+    pieces no session names: listed as leftovers (with their age), removed by ``abort``."""
+    orphan = new_upload_id()
+    client = store.s3.client
+    client.create_multipart_upload(Bucket=store.s3.bucket, Key=store.keys.data(orphan))
+    client.put_object(Bucket=store.s3.bucket, Key=store.keys.segment(orphan, "x"), Body=b"abc")
+    live = new_upload_id()
+    await store.start_upload(live)
+    leftovers = {u: at async for u, at in store.iter_upload_leftovers()}
+    assert set(leftovers) == {orphan}
+    assert abs(leftovers[orphan] - __import__("time").time()) < 300
+    await store.abort(orphan)
+    assert [u async for u, _ in store.iter_upload_leftovers()] == []
+    assert multipart_uploads(store) == []
+    assert keys(store, store.keys.uploads) == [store.keys.state(live)]

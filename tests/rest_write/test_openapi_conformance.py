@@ -35,6 +35,8 @@ PACKAGE_ROUTES = {
         "delete",
     },
     "/packages/{package_type}/{package_name}/repository": {"put", "delete"},
+    "/packages/{package_type}/{package_name}/immutable-tags": {"get", "put"},
+    "/packages/{package_type}/{package_name}/usage": {"get"},
 }
 OTHER_ROUTES = {
     "/user/packages": {"get"},
@@ -278,6 +280,15 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
             {"role": "read"},
         ),
         (base + "/access", "GET", f"{pkg.path}/access", "owner", None),
+        (
+            base + "/immutable-tags",
+            "PUT",
+            f"{pkg.path}/immutable-tags",
+            "owner",
+            {"patterns": ["release-*"]},
+        ),
+        (base + "/immutable-tags", "GET", f"{pkg.path}/immutable-tags", "owner", None),
+        (base + "/usage", "GET", f"{pkg.path}/usage", "owner", None),
         (
             base + "/versions/{package_version_id}",
             "DELETE",

@@ -176,3 +176,15 @@ async def test_a_full_object_store_is_out_of_storage(status: int, code: str) -> 
     with pytest.raises(InsufficientStorage) as refused:
         await calls.run(full)
     assert "bucket b" in refused.value.where
+
+
+async def test_a_session_being_created_is_listed_as_new_not_as_expired(tmp_path: Path) -> None:
+    """Between a session's directory and its data file, the listing gives the directory's age:
+    an expiry sweep at that moment must not take the session for an old one."""
+    import time
+
+    store = FilesystemBlobStore(tmp_path)
+    upload = new_upload_id()
+    (store.uploads / upload).mkdir()  # start_upload, half done
+    listed = dict([u async for u in store.iter_uploads()])
+    assert time.time() - listed[upload] < 60

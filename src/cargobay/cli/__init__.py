@@ -1,11 +1,12 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
-``serve``/``migrate`` run the registry (:mod:`.serving`); ``ci-login`` signs a CI job in
-(:mod:`.ci_login`); ``tls init`` makes a local CA and certificate (:mod:`.tls`); the operator
-groups (``user``, ``org``, ``team``, ``repo``, ``token``, ``package``, ``audit``) act on the
-configured registry through the services (:mod:`.common` resolves settings exactly as ``serve``
-does and runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a
-service unit. Every mistake ends with one line on stderr and a non-zero exit (2 for configuration).
+``serve``/``migrate`` run the registry (:mod:`.serving`); ``gc`` collects garbage (:mod:`.gc`);
+``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
+(:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
+``package``, ``immutable-tags``, ``audit``, ``usage``) act on the configured registry through
+the services (:mod:`.common` resolves settings exactly as ``serve`` does and runs a use case);
+``config`` shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake
+ends with one line on stderr and a non-zero exit (2 for configuration).
 """
 
 from __future__ import annotations
@@ -18,6 +19,8 @@ from cargobay.cli import (
     audit,
     ci_login,
     config,
+    gc,
+    immutable,
     orgs,
     packages,
     repos,
@@ -26,6 +29,7 @@ from cargobay.cli import (
     teams,
     tls,
     tokens,
+    usage,
     users,
 )
 
@@ -58,6 +62,8 @@ cli.command()(serving.migrate)
 cli.command()(serving.serve)
 cli.command("ci-login")(ci_login.ci_login)
 cli.command("systemd-unit")(systemd.systemd_unit)
+cli.command()(gc.gc)
+cli.command()(usage.usage)
 for _name, _group in (
     ("user", users.user_cli),
     ("org", orgs.org_cli),
@@ -68,6 +74,7 @@ for _name, _group in (
     ("tls", tls.tls_cli),
     ("config", config.config_cli),
     ("audit", audit.audit_cli),
+    ("immutable-tags", immutable.immutable_cli),
 ):
     cli.add_typer(_group, name=_name)
 

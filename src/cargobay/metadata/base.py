@@ -102,7 +102,20 @@ class BlobLinkStore(Protocol):
         """Size of the blob if ``repository`` links it, else None."""
 
     async def link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
-        """Link a stored blob into ``repository`` (creating the repository). Idempotent."""
+        """Link a stored blob into ``repository`` (creating the repository). Idempotent.
+        Raises Unavailable if the garbage collector is removing the blob (it was not pinned, or
+        its grace period ran out before the link)."""
+
+    async def pin(self, digest: Digest, size: int) -> bool:
+        """Protect the blob's bytes from the garbage collector for its grace period, before an
+        upload makes them the blob (see :mod:`cargobay.metadata.blobrows`). False while the
+        collector is removing them: wait and try again."""
+
+    async def mount(
+        self, repository: RepositoryName, digest: Digest, source: RepositoryName
+    ) -> int | None:
+        """Link ``source``'s blob into ``repository`` in one transaction; its size, or None if
+        ``source`` doesn't link it (nothing changes)."""
 
     async def unlink(self, repository: RepositoryName, digest: Digest) -> bool:
         """Remove the link. True if there was one."""

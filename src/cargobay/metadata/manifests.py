@@ -9,6 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, VersionInUse
+from cargobay.metadata import blobrows, immutability
 from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManifest
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.events import Event
@@ -80,6 +81,8 @@ class SqlManifestStore:
         transaction."""
         with self.db.write() as c:
             repository_id = self.db.ensure_repository(c, repository)
+            # Held until commit: the garbage collector can't take a blob this manifest lists.
+            blobrows.lock_referenced(c, self.db, manifest.blobs)
             missing = self._missing(c, blob_links, repository_id, manifest.blobs)
             if missing:
                 raise ManifestBlobUnknown(
@@ -167,18 +170,19 @@ class SqlManifestStore:
                 ).first()
                 tag_before = before.digest if before else None
                 tag_moved = before is None or before.manifest_id != manifest_id
-                c.execute(
-                    self.db.upsert(
-                        tags,
-                        ["repository_id", "name"],
-                        {
-                            "repository_id": repository_id,
-                            "name": tag,
-                            "manifest_id": manifest_id,
-                            "updated_at": at,
-                        },
+                if not immutability.set_tag(c, self.db, repository_id, tag, manifest_id, at):
+                    c.execute(
+                        self.db.upsert(
+                            tags,
+                            ["repository_id", "name"],
+                            {
+                                "repository_id": repository_id,
+                                "name": tag,
+                                "manifest_id": manifest_id,
+                                "updated_at": at,
+                            },
+                        )
                     )
-                )
                 c.execute(
                     sa.update(manifests).where(manifests.c.id == manifest_id).values(updated_at=at)
                 )
@@ -304,6 +308,7 @@ class SqlManifestStore:
             repository_id = self.db.repository_id(c, repository)
             if repository_id is None:
                 return False
+            immutability.check_delete_tag(c, repository_id, tag)
             result = c.execute(
                 sa.delete(tags).where(tags.c.repository_id == repository_id, tags.c.name == tag)
             )
@@ -417,6 +422,7 @@ def delete_versions(c: sa.Connection, package_id: int, ids: Sequence[int]) -> li
                 " platforms go with it) or delete both together",
                 {"digest": digest, "index": outside[0].digest},
             )
+    immutability.check_delete_versions(c, package_id, list(targets))
     for version_id in targets:
         tag_names = list(
             c.execute(sa.select(tags.c.name).where(tags.c.manifest_id == version_id)).scalars()

@@ -19,6 +19,7 @@ from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import (
     accounts,
     blob_links,
+    immutable_tag_rules,
     manifest_refs,
     manifests,
     package_access,
@@ -564,6 +565,11 @@ class SqlPackageStore:
                 c.execute(sa.delete(tags).where(tags.c.repository_id == package_id))
                 c.execute(
                     sa.delete(package_access).where(package_access.c.repository_id == package_id)
+                )
+                c.execute(
+                    sa.delete(immutable_tag_rules).where(
+                        immutable_tag_rules.c.repository_id == package_id
+                    )
                 )
                 c.execute(sa.delete(repositories).where(repositories.c.id == package_id))
             versions = c.execute(

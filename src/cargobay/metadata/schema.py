@@ -233,6 +233,32 @@ unreferenced_blobs = sa.Table(
     sa.Column("since", TS, nullable=False),
 )
 
+#: Every blob the registry stores, one row per digest: the row the garbage collector and every
+#: path that adds a reference to the blob (upload, mount, manifest PUT) lock, so a blob is never
+#: deleted while something starts to use it. ``state``: ``live``, or ``deleting`` once the
+#: collector has decided (and committed) to remove its bytes; the row goes when they are gone.
+#: ``touched_at``: the last upload of these bytes (the grace period runs from it).
+blobs = sa.Table(
+    "blobs",
+    metadata,
+    sa.Column("digest", DIGEST, primary_key=True),
+    sa.Column("size", sa.BigInteger, nullable=False),
+    sa.Column("state", sa.String(16), nullable=False, server_default="live"),
+    sa.Column("touched_at", TS, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Index("ix_blobs_state", "state"),
+)
+
+#: Tag patterns (globs) that make a package's tags immutable: once such a tag names a version
+#: it can't be moved to another or deleted (pushing the same version again is fine).
+immutable_tag_rules = sa.Table(
+    "immutable_tag_rules",
+    metadata,
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
+    sa.Column("pattern", sa.String(128), primary_key=True),
+    sa.Column("created_at", TS, nullable=False),
+)
+
 #: Web sign-in sessions. The cookie holds a random secret; only its SHA-256 is kept.
 web_sessions = sa.Table(
     "web_sessions",

@@ -13,11 +13,18 @@ from typing import Any
 import sqlalchemy as sa
 from limits.aio.storage import Storage
 
-from cargobay.errors import TooManyUploads
+from cargobay.errors import TooManyUploads, Unavailable
+from cargobay.metadata import blobrows
 from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
-from cargobay.metadata.schema import blob_links, manifests, repositories, uploads
+from cargobay.metadata.schema import (
+    blob_links,
+    manifests,
+    repositories,
+    unreferenced_blobs,
+    uploads,
+)
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
 
@@ -61,12 +68,41 @@ class SqlBlobLinkStore:
 
     async def link(self, repository: RepositoryName, digest: Digest, size: int) -> None:
         with self.db.write() as c:
-            repository_id = self.db.ensure_repository(c, repository)
-            c.execute(
-                self.db._insert(blob_links)
-                .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
-                .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-            )
+            state = blobrows.lock_referenced(c, self.db, [digest]).get(digest)
+            if state is None:
+                blobrows.pin(c, self.db, digest, size)
+            elif state != blobrows.LIVE:
+                raise Unavailable("the blob was being removed as it was stored; push it again")
+            self._insert_link(c, repository, digest, size)
+
+    def _insert_link(
+        self, c: sa.Connection, repository: RepositoryName, digest: Digest, size: int
+    ) -> None:
+        repository_id = self.db.ensure_repository(c, repository)
+        c.execute(
+            self.db._insert(blob_links)
+            .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
+            .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
+        )
+        # Linked again: if it becomes garbage later, its grace period starts then.
+        c.execute(sa.delete(unreferenced_blobs).where(unreferenced_blobs.c.digest == digest))
+
+    async def pin(self, digest: Digest, size: int) -> bool:
+        with self.db.write() as c:
+            return blobrows.pin(c, self.db, digest, size)
+
+    async def mount(
+        self, repository: RepositoryName, digest: Digest, source: RepositoryName
+    ) -> int | None:
+        with self.db.write() as c:
+            states = blobrows.lock_referenced(c, self.db, [digest])
+            size = c.execute(
+                sa.text(_LINKED_SIZE), {"repository": source, "digest": digest}
+            ).scalar()
+            if size is None or states.get(digest) != blobrows.LIVE:
+                return None
+            self._insert_link(c, repository, digest, int(size))
+            return int(size)
 
     async def unlink(self, repository: RepositoryName, digest: Digest) -> bool:
         with self.db.write() as c:
@@ -78,6 +114,19 @@ class SqlBlobLinkStore:
                     blob_links.c.repository_id == repository_id, blob_links.c.digest == digest
                 )
             )
+            if (
+                result.rowcount
+                and not c.execute(
+                    sa.select(blob_links.c.digest).where(blob_links.c.digest == digest).limit(1)
+                ).first()
+            ):
+                # No repository links it any more: a candidate for the garbage collector,
+                # which re-checks every reference before it removes anything.
+                c.execute(
+                    self.db._insert(unreferenced_blobs)
+                    .values(digest=digest, since=now())
+                    .on_conflict_do_nothing(index_elements=["digest"])
+                )
             return result.rowcount > 0
 
 
@@ -158,15 +207,21 @@ class SqlMetadata:
             SqlSessionStore,
             SqlTokenStore,
         )
+        from cargobay.metadata.gc import SqlGcStore
+        from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.outbox import SqlEventLog
         from cargobay.metadata.packages import SqlPackageStore
         from cargobay.metadata.trust import SqlTrustStore
+        from cargobay.metadata.usage import SqlUsageStore
 
         self.accounts = SqlAccountStore(db)
         self.tokens = SqlTokenStore(db)
         self.packages = SqlPackageAccessStore(db)
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
+        self.gc = SqlGcStore(db)
+        self.immutable = SqlImmutableTagStore(db)
+        self.usage = SqlUsageStore(db)
         self.trust = SqlTrustStore(db)
         self.events = SqlEventLog(db)
 

@@ -42,11 +42,11 @@ class BlobService:
         self, repository: RepositoryName, digest: Digest, source: RepositoryName
     ) -> bool:
         """Link a blob of ``source`` into ``repository``. False if ``source`` doesn't have it."""
-        size = await self.links.linked_size(source, digest)
-        if size is None or await self.store.stat(digest) is None:
+        if await self.store.stat(digest) is None:
             return False
-        await self.links.link(repository, digest, size)
-        return True
+        # One transaction: the source's link is checked and the new one added under the blob's
+        # lock, so the garbage collector can't remove the blob in between.
+        return await self.links.mount(repository, digest, source) is not None
 
     async def delete(self, repository: RepositoryName, digest: Digest) -> None:
         """Unlink the blob from ``repository``; its bytes stay for others until collected."""

@@ -358,6 +358,12 @@ class PackageService:
 
     # -- settings (admins) ---------------------------------------------------------------------
 
+    async def settings_target(
+        self, principal: Principal, owner: str, owner_type: str | None, package_name: str
+    ) -> PackageRecord:
+        """The package, if ``principal`` may change its settings (admin, write scope)."""
+        return await self._settings_target(principal, owner, owner_type, package_name)
+
     async def _settings_target(
         self, principal: Principal, owner: str, owner_type: str | None, package_name: str
     ) -> PackageRecord:

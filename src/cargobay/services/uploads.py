@@ -13,7 +13,7 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from cargobay.errors import BlobUploadUnknown, CargobayError, DigestInvalid, TooLarge
+from cargobay.errors import BlobUploadUnknown, CargobayError, DigestInvalid, TooLarge, Unavailable
 from cargobay.metadata.base import BlobLinkStore, UploadStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
@@ -21,6 +21,10 @@ from cargobay.storage.base import BlobStore
 from cargobay.storage.uploads import new_upload_id, valid_upload_id
 
 log = logging.getLogger(__name__)
+
+#: How long an upload waits for the garbage collector to finish removing the same bytes.
+PIN_WAIT = 0.1
+PIN_ATTEMPTS = 300
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +145,7 @@ class UploadService:
             await self.append(repository, upload_id, chunks, start=start, length=length)
         else:
             await self._check(repository, upload_id)
+        await self._pin(digest, await self.store.upload_size(upload_id))
         try:
             size = await self.store.commit(upload_id, digest)
         except DigestInvalid:
@@ -149,6 +154,15 @@ class UploadService:
         await self.links.link(repository, digest, size)
         await self.uploads.delete(upload_id)
         return size
+
+    async def _pin(self, digest: Digest, size: int) -> None:
+        """Keep the garbage collector off these bytes before the store may take them for an
+        existing blob's; if it is removing that blob right now, wait until it is gone."""
+        for _ in range(PIN_ATTEMPTS):
+            if await self.links.pin(digest, size):
+                return
+            await anyio.sleep(PIN_WAIT)
+        raise Unavailable("the garbage collector is removing this blob; retry the upload")
 
     async def upload(
         self,

@@ -6,9 +6,19 @@ Every implementation passes ``tests/contract/test_blobstore.py``.
 from __future__ import annotations
 
 from collections.abc import AsyncIterable, AsyncIterator
+from dataclasses import dataclass
 from typing import Protocol
 
 from cargobay.oci.digest import Digest
+
+
+@dataclass(frozen=True, slots=True)
+class StoredBlob:
+    digest: Digest
+    size: int
+    #: When the bytes were written (epoch seconds).
+    modified: float
+
 
 #: Upload ids are 32 lowercase hex characters (a UUID4 without dashes), made by the caller.
 UPLOAD_ID_LENGTH = 32
@@ -39,6 +49,10 @@ class BlobStore(Protocol):
 
     def iter_digests(self) -> AsyncIterator[Digest]:
         """Every stored blob digest, in no particular order."""
+
+    def iter_blobs(self) -> AsyncIterator[StoredBlob]:
+        """Every stored blob with its size and when it was written, in no particular order
+        (what the garbage collector compares with the metadata)."""
 
     async def start_upload(self, upload_id: str) -> None:
         """Create an empty upload session ``upload_id``."""
@@ -79,3 +93,8 @@ class BlobStore(Protocol):
 
     def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
         """Every upload session as (id, last-modified epoch seconds)."""
+
+    def iter_upload_leftovers(self) -> AsyncIterator[tuple[str, float]]:
+        """Upload data that belongs to no session ``iter_uploads`` lists (e.g. S3 multipart
+        uploads and pieces of a request that died before its session was written), as (upload
+        id, last-modified epoch seconds). ``abort(id)`` removes it."""

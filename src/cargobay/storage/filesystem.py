@@ -37,6 +37,7 @@ from cargobay.errors import (
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of, new_hasher
 from cargobay.storage import hashing, space
+from cargobay.storage.base import StoredBlob
 from cargobay.storage.fs_append import FileAppend, WriteFailed
 from cargobay.storage.uploads import valid_upload_id
 
@@ -122,6 +123,27 @@ class FilesystemBlobStore:
             for prefix in sorted(os.listdir(self.blobs / algorithm)):
                 for encoded in sorted(os.listdir(self.blobs / algorithm / prefix)):
                     yield Digest(f"{algorithm}:{encoded}")
+
+    async def iter_blobs(self) -> AsyncIterator[StoredBlob]:
+        def scan(directory: str, algorithm: str) -> list[StoredBlob]:
+            found = []
+            with contextlib.suppress(FileNotFoundError), os.scandir(directory) as entries:
+                for entry in entries:
+                    try:
+                        st = entry.stat()
+                    except FileNotFoundError:
+                        continue  # removed since the listing
+                    digest = Digest(f"{algorithm}:{entry.name}")
+                    found.append(StoredBlob(digest, st.st_size, st.st_mtime))
+            return found
+
+        if not self.blobs.is_dir():
+            return
+        for algorithm in sorted(os.listdir(self.blobs)):
+            for prefix in sorted(os.listdir(self.blobs / algorithm)):
+                directory = str(self.blobs / algorithm / prefix)
+                for blob in await anyio.to_thread.run_sync(scan, directory, algorithm):
+                    yield blob
 
     # -- uploads ---------------------------------------------------------------------------
 
@@ -329,9 +351,15 @@ class FilesystemBlobStore:
             if not valid_upload_id(entry.name):
                 continue
             try:
-                mtime = max(
-                    entry.stat().st_mtime, os.stat(os.path.join(entry.path, "data")).st_mtime
-                )
+                mtime = entry.stat().st_mtime
             except FileNotFoundError:
-                mtime = 0.0
+                continue  # removed since the listing
+            # A session being created has its directory before its data file: its age is the
+            # directory's then (not "infinitely old", which would get it swept as it starts).
+            with contextlib.suppress(FileNotFoundError):
+                mtime = max(mtime, os.stat(os.path.join(entry.path, "data")).st_mtime)
             yield entry.name, mtime
+
+    async def iter_upload_leftovers(self) -> AsyncIterator[tuple[str, float]]:
+        return
+        yield  # every upload directory is a session iter_uploads lists

@@ -17,6 +17,7 @@ from cargobay.errors import (
     UploadOffsetMismatch,
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of
+from cargobay.storage.base import StoredBlob
 from cargobay.storage.uploads import valid_upload_id
 
 
@@ -30,6 +31,7 @@ class _Upload:
 class MemoryBlobStore:
     def __init__(self) -> None:
         self._blobs: dict[Digest, bytes] = {}
+        self._written: dict[Digest, float] = {}
         self._uploads: dict[str, _Upload] = {}
 
     async def ready(self) -> None:
@@ -55,11 +57,16 @@ class MemoryBlobStore:
         return None
 
     async def delete(self, digest: Digest) -> bool:
+        self._written.pop(digest, None)
         return self._blobs.pop(digest, None) is not None
 
     async def iter_digests(self) -> AsyncIterator[Digest]:
         for digest in list(self._blobs):
             yield digest
+
+    async def iter_blobs(self) -> AsyncIterator[StoredBlob]:
+        for digest, blob in list(self._blobs.items()):
+            yield StoredBlob(digest, len(blob), self._written.get(digest, 0.0))
 
     def _get(self, upload_id: str) -> _Upload:
         upload = self._uploads.get(upload_id) if valid_upload_id(upload_id) else None
@@ -120,7 +127,9 @@ class MemoryBlobStore:
                 "provided digest did not match uploaded content",
                 {"expected": digest, "actual": f"{algorithm}:{actual}"},
             )
-        self._blobs.setdefault(digest, bytes(upload.data))
+        if digest not in self._blobs:
+            self._blobs[digest] = bytes(upload.data)
+            self._written[digest] = time.time()
         del self._uploads[upload_id]
         return len(upload.data)
 
@@ -130,3 +139,7 @@ class MemoryBlobStore:
     async def iter_uploads(self) -> AsyncIterator[tuple[str, float]]:
         for upload_id, upload in list(self._uploads.items()):
             yield upload_id, upload.modified
+
+    async def iter_upload_leftovers(self) -> AsyncIterator[tuple[str, float]]:
+        return
+        yield  # an upload's data lives and dies with its session here

@@ -40,7 +40,8 @@ from cargobay.errors import (
     UploadOffsetMismatch,
 )
 from cargobay.oci.digest import Digest, algorithm_of, encoded_of
-from cargobay.storage import hashing
+from cargobay.storage import hashing, s3_listing
+from cargobay.storage.base import StoredBlob
 from cargobay.storage.s3_append import AppendCall
 from cargobay.storage.s3_client import (
     S3Calls,
@@ -156,6 +157,9 @@ class S3BlobStore:
             algorithm, _, encoded = key[start:].partition("/")
             if algorithm and encoded and "/" not in encoded:
                 yield Digest(f"{algorithm}:{encoded}")
+
+    def iter_blobs(self) -> AsyncIterator[StoredBlob]:
+        return s3_listing.iter_blobs(self.s3, self.keys)
 
     # -- uploads ---------------------------------------------------------------------------
 
@@ -340,3 +344,6 @@ class S3BlobStore:
             upload_id, _, name = key[start:].partition("/")
             if name == "state" and valid_upload_id(upload_id):
                 yield upload_id, modified
+
+    def iter_upload_leftovers(self) -> AsyncIterator[tuple[str, float]]:
+        return s3_listing.iter_leftovers(self.s3, self.keys)

@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cargobay.errors import CargobayError
-from cargobay.web import audit, forms, pages, trust
+from cargobay.web import audit, forms, immutable, pages, trust
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -36,6 +36,7 @@ ROUTES = [
     Route("/packages/{package_id}/inherit", forms.change_inherit, methods=POST),
     Route("/packages/{package_id}/access", forms.grant, methods=POST),
     Route("/packages/{package_id}/repository", forms.link, methods=POST),
+    Route("/packages/{package_id}/immutable-tags", immutable.set_immutable_tags, methods=POST),
     Route("/packages/{package_id}/delete", forms.delete_package, methods=POST),
     Route("/packages/{package_id}/restore", forms.restore_package, methods=POST),
     Route(

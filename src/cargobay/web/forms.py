@@ -52,6 +52,9 @@ async def settings_page(request: Request, web: Web, package: PackageRecord) -> R
             "grants": grants,
             "deleted_versions": deleted,
             "visibilities": allowed,
+            "immutable_patterns": await web.state["immutability"].patterns(
+                viewer, package.owner_login, package.owner_type, package.package_name
+            ),
             "html_url": web.packages.package_html_url(package),
             "message": request.query_params.get("done", "")[:200],
         },

@@ -158,7 +158,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, audit, packages, trust
+    from cargobay.api.rest import accounts, audit, immutability, packages, trust, usage
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -220,6 +220,8 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
         return error(exc.status_code, message)
 
     app.include_router(packages.router)
+    app.include_router(immutability.router)
+    app.include_router(usage.router)
     app.include_router(accounts.router)
     app.include_router(trust.router)
     app.include_router(audit.router)
