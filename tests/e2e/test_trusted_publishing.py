@@ -170,3 +170,26 @@ def test_ci_login_says_why_the_registry_refused(ci: CI, bare: Clients) -> None:
     assert "invalid_grant" in done.stderr
     assert "ref is refs/heads/dev, the policy wants refs/heads/main" in done.stderr
     assert not bare.docker_config.exists()  # nothing signed in
+
+
+def test_the_audit_log_records_each_exchange(ci: CI) -> None:
+    """The exchange is an event like any other: the repository owner's audit log names the
+    issuer, the job (subject), the repository and the policy that matched; never the token."""
+    id_token = ci.issuer.mint(ci.server.url, repository=REPOSITORY)
+    token = ci.exchange(id_token)
+    resp = httpx.get(
+        f"{ci.server.url}/api/v3/orgs/{ORG}/audit-log",
+        params={"phrase": "action:workflow_token.exchanged"},
+        auth=ci.server.auth,
+        timeout=30,
+    )
+    assert resp.status_code == 200, resp.text
+    entries = resp.json()
+    assert entries, "no exchange in the audit log"
+    newest = entries[0]
+    assert newest["action"] == "workflow_token.exchanged"
+    assert newest["data"]["issuer"] == ci.issuer.url
+    assert newest["data"]["repository"] == REPOSITORY
+    assert isinstance(newest["data"]["policy"], int)
+    assert newest["data"]["subject"]
+    assert token not in resp.text and id_token not in resp.text

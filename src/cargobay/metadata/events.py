@@ -31,6 +31,8 @@ class Action(StrEnum):
     ACCESS_REVOKED = "packages.package_access_revoked"
     TOKEN_CREATED = "personal_access_token.created"
     TOKEN_REVOKED = "personal_access_token.revoked"
+    #: A workflow token handed to a CI job for its OIDC ID token (trusted publishing).
+    TOKEN_EXCHANGED = "workflow_token.exchanged"
     SIGN_IN_FAILED = "user.failed_login"
     GC_RUN = "registry.gc_run"
 

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -208,8 +209,16 @@ class AccountService:
         return NewToken(token, record)
 
     async def create_workflow_token(
-        self, full_name: str, *, permission: str, expires: str | None, note: str | None = None
+        self,
+        full_name: str,
+        *,
+        permission: str,
+        expires: str | None,
+        note: str | None = None,
+        exchanged: Mapping[str, object] | None = None,
     ) -> NewToken:
+        """A workflow token bound to the source repository ``full_name``. ``exchanged``: the
+        facts of a trusted-publishing exchange (issuer, subject, policy), recorded with it."""
         if permission not in ("read", "write"):
             raise InvalidInput("permission must be read or write")
         repository = await self.source_repository(full_name)
@@ -226,7 +235,11 @@ class AccountService:
                 "repository": repository.full_name,
             }
             owner = repository.owner_id
-            return [Event(Action.TOKEN_CREATED, current_actor(), owner_id=owner, data=data)]
+            action = Action.TOKEN_CREATED
+            if exchanged is not None:
+                action = Action.TOKEN_EXCHANGED
+                data.update(exchanged)
+            return [Event(action, current_actor(), owner_id=owner, data=data)]
 
         record = await self.tokens.create(
             kind=TokenKind.WORKFLOW.value,

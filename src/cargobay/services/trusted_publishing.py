@@ -171,6 +171,7 @@ class TrustedPublishing:
             note=f"workflow of {policy.repository} (trust policy {policy.id}: {token.subject})"[
                 :255
             ],
+            exchanged={"issuer": token.issuer, "subject": token.subject, "policy": policy.id},
         )
         log.info(
             "token exchange: issuer=%s subject=%s repository=%s policy=%d workflow_token=%d",
