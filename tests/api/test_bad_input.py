@@ -314,4 +314,5 @@ def test_a_tag_with_a_colon_is_tag_invalid(api: Registry, repo: str, reference: 
     ).encode()
     assert_error(api.put_manifest(repo, reference, body, OCI_MANIFEST), 400, "TAG_INVALID")
     _nothing_stored(api, repo, body, reference)
-    assert_error(api.get_manifest(repo, reference), 400, "TAG_INVALID")
+    # A reference that cannot exist is not found (distribution-spec, pulling manifests).
+    assert_error(api.get_manifest(repo, reference), 404, "MANIFEST_UNKNOWN")
