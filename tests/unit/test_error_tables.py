@@ -23,7 +23,15 @@ DOMAIN_ERRORS = [
 def test_every_domain_error_has_an_answer(cls: type[errors.CargobayError]) -> None:
     assert any(base in STATUS for base in cls.__mro__), f"{cls.__name__} missing in REST STATUS"
     if cls not in (errors.AlreadyExists, errors.NotFound, errors.VersionInUse):
-        assert lookup(cls.__new__(cls))[1] < 500 or cls is errors.Unavailable
+        # Only the server's own trouble is 5xx: a backend that is down, or out of storage.
+        server_side = (errors.Unavailable, errors.InsufficientStorage)
+        assert lookup(cls.__new__(cls))[1] < 500 or cls in server_side
+
+
+def test_out_of_storage_is_507_and_never_a_retry_forever() -> None:
+    exc = errors.InsufficientStorage.__new__(errors.InsufficientStorage)
+    assert lookup(exc)[1] == 507
+    assert STATUS[errors.InsufficientStorage] == 507
 
 
 def test_an_unavailable_backend_is_503_everywhere() -> None:
