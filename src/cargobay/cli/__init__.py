@@ -1,6 +1,7 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
 ``serve``/``migrate`` run the registry (:mod:`.serving`); ``gc`` collects garbage (:mod:`.gc`);
+``fsck`` checks metadata against storage (:mod:`.fsck`);
 ``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
 (:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
 ``package``, ``immutable-tags``, ``audit``, ``usage``) act on the configured registry through
@@ -19,6 +20,7 @@ from cargobay.cli import (
     audit,
     ci_login,
     config,
+    fsck,
     gc,
     immutable,
     orgs,
@@ -63,6 +65,7 @@ cli.command()(serving.serve)
 cli.command("ci-login")(ci_login.ci_login)
 cli.command("systemd-unit")(systemd.systemd_unit)
 cli.command()(gc.gc)
+cli.command()(fsck.fsck)
 cli.command()(usage.usage)
 for _name, _group in (
     ("user", users.user_cli),
