@@ -3,16 +3,21 @@ HTTP, pull them back byte for byte, and run the operator commands with a server'
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import secrets
 import subprocess
 import sys
+import uuid
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import pytest
+import sqlalchemy as sa
 from images import OCI_MANIFEST, sha256_digest
 from registry_http import canonical, descriptor, explain, put_manifest, upload_blob
 
@@ -70,16 +75,23 @@ def pull_problems(http: httpx.Client, image: Image) -> list[str]:
     return problems
 
 
-def cargobay(server: Any, *args: str, env: dict[str, str] | None = None) -> tuple[int, str]:
-    """Run ``cargobay ARGS --data-dir D`` with ``server``'s settings: (exit status, stdout)."""
-    done = subprocess.run(
-        [sys.executable, "-m", "cargobay", *args, "--data-dir", str(server.data_dir)],
-        env={**os.environ, **server.env, **(env or {})},
+def run_cargobay(
+    data_dir: Path, env: dict[str, str], *args: str
+) -> subprocess.CompletedProcess[str]:
+    """``cargobay ARGS --data-dir DATA_DIR`` with the settings ``env``."""
+    return subprocess.run(
+        [sys.executable, "-m", "cargobay", *args, "--data-dir", str(data_dir)],
+        env={**os.environ, **env},
         capture_output=True,
         text=True,
         timeout=300,
         check=False,
     )
+
+
+def cargobay(server: Any, *args: str) -> tuple[int, str]:
+    """Run ``cargobay ARGS`` with ``server``'s data dir and settings: (exit status, stdout)."""
+    done = run_cargobay(server.data_dir, server.env, *args)
     assert done.returncode in (0, 1), f"{args}: {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done.returncode, done.stdout
 
@@ -92,3 +104,38 @@ def fsck(server: Any, *args: str) -> tuple[int, dict[str, Any]]:
 def blob_file(data_dir: Path, digest: str) -> Path:
     algorithm, encoded = digest.split(":", 1)
     return data_dir / "blobs" / algorithm / encoded[:2] / encoded
+
+
+POSTGRES_URL = os.environ.get(
+    "CARGOBAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
+)
+
+
+@contextlib.contextmanager
+def fresh_postgres(scratch: Path) -> Iterator[str]:
+    """A new database on the machine's PostgreSQL, migrated; its URL; dropped afterwards."""
+    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as c:
+            c.exec_driver_sql("SELECT 1")
+    except Exception as exc:
+        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__})")
+    name = f"cargobay_fsck_{uuid.uuid4().hex[:12]}"
+    with admin.connect() as c:
+        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
+    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(False)
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "cargobay", "migrate", "--data-dir", str(scratch)],
+            env={**os.environ, "CARGOBAY_DATABASE_URL": url},
+            capture_output=True,
+            text=True,
+            timeout=120,
+            check=False,
+        )
+        assert done.returncode == 0, done.stderr
+        yield url
+    finally:
+        with admin.connect() as c:
+            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        admin.dispose()
