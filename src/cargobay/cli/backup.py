@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, fail, settings_for
+from cargobay.cli.common import DataDir, fail, require_registry, resolve_for, settings_for
 
 HardLink = Annotated[
     bool,
@@ -35,15 +35,15 @@ def backup(
     from cargobay.services import backup as service
     from cargobay.storage.filesystem import FilesystemBlobStore
 
-    settings = settings_for(data_dir=data_dir)
+    resolved = resolve_for(data_dir=data_dir)
+    settings = resolved.settings
     database = sqlite_path(settings.resolved_database_url)
     if database is None or settings.blob_store != "filesystem":
         fail(
             "cargobay backup copies the embedded SQLite database and blob files; for PostgreSQL"
             " and S3 back up the database with pg_dump, then the bucket (docs/operations.md)"
         )
-    if not database.exists():
-        fail(f"no registry at {settings.data_dir} (no database {database})")
+    require_registry(resolved)
     metadata = build_metadata(settings)
     progress = None
     if not as_json and sys.stderr.isatty():

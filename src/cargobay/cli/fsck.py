@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, require_registry, resolve_for
 
 if TYPE_CHECKING:
     from cargobay.services.fsck import FsckReport, FsckService
@@ -43,7 +43,9 @@ def fsck(
     from cargobay.errors import CargobayError
     from cargobay.services.fsck import FsckService
 
-    settings = settings_for(data_dir=data_dir)
+    resolved = resolve_for(data_dir=data_dir)
+    require_registry(resolved)
+    settings = resolved.settings
     metadata = build_metadata(settings)
     service = FsckService(metadata.fsck, metadata.gc, build_blob_store(settings))
     try:
