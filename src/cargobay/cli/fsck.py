@@ -17,7 +17,8 @@ import typer
 from cargobay.cli.common import DataDir, require_registry, resolve_for
 
 if TYPE_CHECKING:
-    from cargobay.services.fsck import FsckReport, FsckService
+    from cargobay.services.fsck import FsckService
+    from cargobay.services.fsck_report import FsckReport
 
 
 def fsck(
