@@ -15,8 +15,10 @@ them. The reference registry has no accounts: its credentials are None and clien
 
 from __future__ import annotations
 
+import base64
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -72,6 +74,45 @@ for args in json.loads(sys.argv[2]):
     outputs.append(buf.getvalue().strip())
 print(json.dumps(outputs))
 """
+
+
+#: Every cargobay server log this session wrote, and the secrets its tests handed out: when the
+#: session ends, no log may hold one (``no_secret_in_any_server_log``).
+SERVER_LOGS: set[Path] = set()
+SECRETS: set[str] = set()
+#: What a personal access or workflow token, or a registry (bearer) token, looks like: none of
+#: them belongs in a log, whoever it was made for.
+TOKEN_SHAPES = re.compile(r"\bcb[pw]_[A-Za-z0-9]{30,}|\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}")
+
+
+def remember_secret(value: str, user: str | None = None) -> None:
+    """A token or password a test uses: it must never reach a server log (nor, with ``user``,
+    the HTTP Basic credentials made of it)."""
+    SECRETS.add(value)
+    if user is not None:
+        SECRETS.add(base64.b64encode(f"{user}:{value}".encode()).decode())
+
+
+@pytest.fixture(scope="session")
+def remember_secrets() -> Callable[..., None]:
+    """``remember(value, user=None)``: :func:`remember_secret` for tests (tokens they create,
+    passwords they set)."""
+    return remember_secret
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secret_in_any_server_log() -> Iterator[None]:
+    """After the whole session (every server stopped), grep every server log for the secrets
+    handed out and for anything shaped like a token."""
+    yield
+    leaks = []
+    for path in sorted(SERVER_LOGS):
+        if not path.exists():
+            continue
+        text = path.read_text(errors="replace")
+        leaks += [f"{path}: a secret handed out to a test" for s in SECRETS if s in text]
+        leaks += [f"{path}: {m.group()[:6]}… (a token)" for m in TOKEN_SHAPES.finditer(text)]
+    assert not leaks, "secrets reached server logs:\n" + "\n".join(sorted(set(leaks)))
 
 
 def free_port() -> int:
@@ -205,6 +246,7 @@ def _provision(server: Server) -> None:
         saved = {"user": TEST_USER, "token": token}
         path.write_text(json.dumps(saved))
     server.user, server.token = saved["user"], saved["token"]
+    remember_secret(saved["token"], saved["user"])
     r = httpx.get(f"{server.url}/v2/", auth=server.auth, timeout=10)
     if r.status_code != 200:
         raise RuntimeError(
@@ -221,6 +263,7 @@ def start_cargobay(
     data_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **_settings_env(settings)}
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
+    SERVER_LOGS.add(log_path)
     cmd = [
         sys.executable,
         "-m",

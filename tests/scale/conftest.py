@@ -69,6 +69,8 @@ def make_replicas(
             replica_set.migrate()
             replica_set.add(count, shared.free_port)
             replica_set.provision(shared.operator_cli, shared.TEST_USER, shared.ALL_SCOPES)
+            # Checked for in every server log at the end of the session.
+            shared.remember_secret(replica_set.token, replica_set.user)
             return replica_set
 
         try:
@@ -76,6 +78,8 @@ def make_replicas(
         finally:
             for replica_set in sets:
                 replica_set.stop()
+                # Grepped for secrets at the end of the session, as every server's log.
+                shared.SERVER_LOGS.update(replica.log_path for replica in replica_set.replicas)
             for bucket in buckets:
                 with contextlib.suppress(Exception):
                     s3_service.remove_bucket(bucket)

@@ -1,6 +1,8 @@
 """The ``cargobay`` command: one module per command group, put together here.
 
 ``serve``/``migrate`` run the registry (:mod:`.serving`); ``gc`` collects garbage (:mod:`.gc`);
+``fsck`` checks metadata against storage (:mod:`.fsck`); ``backup``/``restore`` copy the
+embedded default (:mod:`.backup`);
 ``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
 (:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
 ``package``, ``immutable-tags``, ``audit``, ``usage``) act on the configured registry through
@@ -17,8 +19,10 @@ import typer
 
 from cargobay.cli import (
     audit,
+    backup,
     ci_login,
     config,
+    fsck,
     gc,
     immutable,
     orgs,
@@ -63,6 +67,9 @@ cli.command()(serving.serve)
 cli.command("ci-login")(ci_login.ci_login)
 cli.command("systemd-unit")(systemd.systemd_unit)
 cli.command()(gc.gc)
+cli.command()(fsck.fsck)
+cli.command()(backup.backup)
+cli.command()(backup.restore)
 cli.command()(usage.usage)
 for _name, _group in (
     ("user", users.user_cli),

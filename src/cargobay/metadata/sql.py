@@ -207,6 +207,7 @@ class SqlMetadata:
             SqlSessionStore,
             SqlTokenStore,
         )
+        from cargobay.metadata.fsck import SqlFsckStore
         from cargobay.metadata.gc import SqlGcStore
         from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.outbox import SqlEventLog
@@ -220,6 +221,7 @@ class SqlMetadata:
         self.package_records = SqlPackageStore(db)
         self.sessions = SqlSessionStore(db)
         self.gc = SqlGcStore(db)
+        self.fsck = SqlFsckStore(db)
         self.immutable = SqlImmutableTagStore(db)
         self.usage = SqlUsageStore(db)
         self.trust = SqlTrustStore(db)
