@@ -211,6 +211,7 @@ class SqlMetadata:
         from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.outbox import SqlEventLog
         from cargobay.metadata.packages import SqlPackageStore
+        from cargobay.metadata.retention import SqlRetentionStore
         from cargobay.metadata.trust import SqlTrustStore
         from cargobay.metadata.usage import SqlUsageStore
 
@@ -221,6 +222,7 @@ class SqlMetadata:
         self.sessions = SqlSessionStore(db)
         self.gc = SqlGcStore(db)
         self.immutable = SqlImmutableTagStore(db)
+        self.retention = SqlRetentionStore(db)
         self.usage = SqlUsageStore(db)
         self.trust = SqlTrustStore(db)
         self.events = SqlEventLog(db)
