@@ -15,7 +15,7 @@ from cargobay.metadata.retention_plan import (
     plan,
 )
 from cargobay.services.accounts import InvalidInput
-from cargobay.services.retention import validate
+from cargobay.services.retention_rules import validate
 
 NOW = datetime(2026, 12, 7, tzinfo=UTC)
 

@@ -24,14 +24,8 @@ from cargobay.api.rest.packages import (
     user_owner,
 )
 from cargobay.metadata.retention import Removal, RetentionPolicy
-from cargobay.services.retention import (
-    MAX_DAYS,
-    MAX_PATTERN_LENGTH,
-    MAX_PATTERNS,
-    MAX_TAGS,
-    Effective,
-    RetentionService,
-)
+from cargobay.services.retention import Effective, RetentionService
+from cargobay.services.retention_rules import MAX_DAYS, MAX_PATTERN_LENGTH, MAX_PATTERNS, MAX_TAGS
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
