@@ -155,3 +155,31 @@ async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMe
     await meta.retention.put(RetentionPolicy(untagged_days=10, keep_tags=1), package_id=package.id)
     gone = {r.digest for r in (await service.run()).removed[APP]}
     assert gone == {index, amd, arm, signature, new_tag}
+
+
+async def test_versions_pulled_recently_stay(meta: SqlMetadata) -> None:
+    acme = await meta.accounts.create("acme", "Organization")
+    await meta.packages.create(
+        APP,
+        owner_id=acme.id,
+        visibility="private",
+        inherit_access=False,
+        source_repository_id=None,
+        published_by_repository_id=None,
+        admin_user_id=None,
+    )
+    pulled, idle = await put(meta, "pulled", None), await put(meta, "idle", None)
+    await meta.manifests.add_downloads({(APP, pulled): 1})
+    service = RetentionService(
+        None,
+        meta.package_records,
+        meta.accounts,
+        meta.retention,
+        protected_downloads=5000,
+        clock=lambda: datetime.now(UTC) + timedelta(days=30),
+    )
+    await meta.retention.put(RetentionPolicy(untagged_days=10, pulled_days=45), owner_id=acme.id)
+    assert [r.digest for r in (await service.run(dry_run=True)).removed[APP]] == [idle]
+    await meta.retention.put(RetentionPolicy(untagged_days=10, pulled_days=20), owner_id=acme.id)
+    removed = {r.digest for r in (await service.run()).removed[APP]}
+    assert removed == {pulled, idle}

@@ -68,8 +68,9 @@ class SqlManifestStore:
         if table is manifests:
             stmt = stmt.where(manifests.c.deleted_at.is_(None))
             if self.db.dialect == "postgresql":
-                # Held until commit: retention can't delete a child this index lists.
-                stmt = stmt.with_for_update(read=True)
+                # Held until commit: retention can't delete a child this index lists. (In id
+                # order, as retention locks them: no deadlock.)
+                stmt = stmt.order_by(manifests.c.id).with_for_update(read=True)
         found = set(c.execute(stmt).scalars())
         return sorted(wanted - found)
 
