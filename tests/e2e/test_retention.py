@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import secrets
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -238,3 +239,28 @@ def test_retention_keeps_whole_images_and_removes_restorably(
     r = http.delete("/api/v3/orgs/e2e/packages/retention")
     assert r.status_code == 204
     assert http.get(f"{api}/retention/preview").json()["versions"] == []
+
+
+def test_the_periodic_cleanup_applies_the_policy(server_factory: Any) -> None:
+    """A server with the cleanup every second removes an old untagged orphan on its own, and
+    keeps the tagged image."""
+    server = server_factory(retention_interval=1)
+    package = f"job-{secrets.token_hex(3)}"
+    repo = f"e2e/{package}"
+    with httpx.Client(base_url=server.url, auth=server.auth, timeout=30) as http:
+        tagged = push_image(http, repo, "v1")
+        orphan = push_image(http, repo, None)
+        age(server.data_dir, repo, {tagged.digest: 90, orphan.digest: 90}, {"v1": 90})
+        r = http.put(
+            f"/api/v3/orgs/e2e/packages/container/{package}/retention", json={"untagged_days": 30}
+        )
+        assert r.status_code == 200, r.text
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            r = http.get(f"/v2/{repo}/manifests/{orphan.digest}", headers={"Accept": ALL})
+            if r.status_code == 404:
+                break
+            time.sleep(0.5)
+        assert r.status_code == 404, "the periodic cleanup did not remove the orphan"
+        r = http.get(f"/v2/{repo}/manifests/v1", headers={"Accept": ALL})
+        assert r.status_code == 200 and r.content == tagged.manifest
