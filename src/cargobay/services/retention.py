@@ -191,8 +191,10 @@ class RetentionService:
         policy, matches = validate(found.policy)
         protected = self.protected_downloads if package.visibility == Visibility.PUBLIC else None
         at = self.clock()
-        if dry_run:
-            return await self.store.preview(package.id, policy, matches, protected, at)
+        planned = await self.store.preview(package.id, policy, matches, protected, at)
+        if dry_run or not planned:
+            # Nothing to remove: no write transaction (SQLite would serialize pushes behind it).
+            return planned
 
         def events(removed: Sequence[Removal]) -> list[Event]:
             return [
