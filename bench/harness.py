@@ -27,6 +27,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import gc_workload
 import limits
 import loadgen
 import profiling
@@ -54,6 +55,7 @@ GROUPS = [
     "rss_small",
     "rss_big",
     "tls",
+    "gc",
 ]
 WORKER_GROUPS = GROUPS[1:8]
 
@@ -150,6 +152,7 @@ class Bench:
         self.profile: list[str] = []
         self.workers_ran = False
         self.tls_ran = False
+        self.gc_ran = False
         self.background = ""
 
     # -- servers ------------------------------------------------------------------
@@ -302,7 +305,7 @@ class Bench:
 
     def run_main(self) -> None:
         cfg = self.cfg
-        if not self.only - {"limits", "tls"}:
+        if not self.only - {"limits", "tls", "gc"}:
             return
         servers = [
             self.make_server("cargobay", "cargobay", "0", self.args.workers),
@@ -427,6 +430,20 @@ class Bench:
                 "",
                 tt,
             ]
+        if self.gc_ran:
+            gt, gv = gc_workload.table(self.res)
+            verdicts += gv
+            out += [
+                "",
+                "## Online garbage collection (cargobay)",
+                "",
+                "50 concurrent pushes to one cargobay (CPU 0) with `cargobay gc --grace 0s` run"
+                " in a loop on the same CPU, against the same server without it, alternating;"
+                " and one collection of 10,000 garbage blobs among 10,000 live ones, seeded"
+                " through the metadata layer (filesystem blobs).",
+                "",
+                gt,
+            ]
         if self.workers_ran:
             wt, wv = report.workers_table(self.res, "cargobay-w1", "cargobay-w2")
             verdicts += wv
@@ -508,6 +525,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--tls", action="store_true", help="also blob GET over HTTPS vs plain HTTP (cargobay)"
     )
+    p.add_argument(
+        "--gc", action="store_true", help="also push throughput beside a GC loop, and GC time"
+    )
     p.add_argument("--reps", type=int, help="repetitions per workload (override)")
     p.add_argument("--only", help=f"comma-separated groups: {','.join(GROUPS)}")
     p.add_argument("--workers", type=int, help="pass --workers N to the main cargobay server")
@@ -555,6 +575,9 @@ def main(argv: list[str]) -> int:
         bench.run_main()
         if args.workers_too:
             bench.run_workers()
+        if "gc" in bench.only and (args.gc or args.only):
+            bench.gc_ran = True
+            gc_workload.run_gc(bench)
         if "tls" in bench.only and (args.tls or args.only):
             bench.tls_ran = True
             bench_tls.run_tls(bench)

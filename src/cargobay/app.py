@@ -44,6 +44,7 @@ from cargobay.services.jobs import JobRunner
 from cargobay.services.manifests import ManifestService
 from cargobay.services.packages import PackageService
 from cargobay.services.registry import Registry
+from cargobay.services.retention import RetentionService
 from cargobay.services.signin import SignIn
 from cargobay.services.trusted_publishing import TrustedPublishing
 from cargobay.services.uploads import UploadService
@@ -154,6 +155,22 @@ def build_gc(
     )
 
 
+def build_retention(
+    settings: Settings,
+    metadata: SqlMetadata,
+    packages: PackageService | None = None,
+    events: EventBus | None = None,
+) -> RetentionService:
+    return RetentionService(
+        packages,
+        metadata.package_records,
+        metadata.accounts,
+        metadata.retention,
+        protected_downloads=settings.protected_downloads,
+        events=events,
+    )
+
+
 def build_access(
     settings: Settings,
     metadata: SqlMetadata,
@@ -228,6 +245,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     )
     jobs.add("purge-deleted", settings.purge_interval, packages.purge_expired)
     jobs.add("audit-retention", settings.audit_prune_interval, audit.prune)
+    retention = build_retention(settings, metadata, packages, events)
+    if settings.retention_interval > 0:
+        jobs.add("retention", settings.retention_interval, retention.run_job)
     if settings.gc_interval > 0:
         jobs.add("gc", settings.gc_interval, build_gc(settings, metadata, store, registry).run_once)
     tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
@@ -257,6 +277,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         "accounts": accounts,
         "administration": administration,
         "immutability": ImmutableTagService(packages, metadata.package_records, metadata.immutable),
+        "retention": retention,
         "usage": UsageService(
             packages, metadata.package_records, metadata.accounts, metadata.usage
         ),
@@ -303,5 +324,3 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"message": "Not Found", "documentation_url": ""}, 404)
     return PlainTextResponse("Not Found", 404)
-
-

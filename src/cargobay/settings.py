@@ -156,6 +156,9 @@ class Settings(BaseSettings):
     #: the garbage collector may remove it (1 day: far more than an upload session plus a
     #: registry token's lifetime, the longest a push can take between its blobs and manifest).
     gc_grace: float = Field(default=86400.0, ge=0)
+    #: How often retention policies are applied (their cleanup of old versions), in seconds
+    #: (0: never; run ``cargobay retention apply`` instead). One run at a time across workers.
+    retention_interval: float = Field(default=3600.0, ge=0)
     #: How often download counts gathered in memory are written, in seconds.
     download_flush_interval: float = Field(default=2.0, gt=0)
     #: Audit-log entries older than this many seconds are removed (default: one year).

@@ -37,11 +37,17 @@ PACKAGE_ROUTES = {
     "/packages/{package_type}/{package_name}/repository": {"put", "delete"},
     "/packages/{package_type}/{package_name}/immutable-tags": {"get", "put"},
     "/packages/{package_type}/{package_name}/usage": {"get"},
+    "/packages/{package_type}/{package_name}/retention": {"get", "put", "delete"},
+    "/packages/{package_type}/{package_name}/retention/preview": {"get"},
+    "/packages/{package_type}/{package_name}/retention/apply": {"post"},
 }
 OTHER_ROUTES = {
     "/user/packages": {"get"},
     "/users/{username}/packages": {"get"},
     "/orgs/{org}/packages": {"get"},
+    "/user/packages/retention": {"get", "put", "delete"},
+    "/users/{username}/packages/retention": {"get", "put", "delete"},
+    "/orgs/{org}/packages/retention": {"get", "put", "delete"},
     "/user": {"get"},
     "/users/{username}": {"get"},
     "/admin/users": {"post"},
@@ -182,11 +188,12 @@ PARAMS = {
 
 def body_for(method: str, template: str) -> dict[str, Any] | None:
     """A valid request body for the operation (None: it takes none)."""
-    if method in ("get", "delete") or template.endswith("/restore"):
+    if method in ("get", "delete") or template.endswith(("/restore", "/apply")):
         return None
     bodies: list[tuple[str, dict[str, Any]]] = [
         ("/access/", {"role": "read"}),
         ("/packages/{package_type}/{package_name}/repository", {"repository": f"{ORG}/app"}),
+        ("/retention", {"untagged_days": 30, "tag_patterns": ["v*"]}),
         ("/packages/{package_type}/{package_name}", {"visibility": "public"}),
         ("/admin/users", {"login": unique("u")}),
         ("/admin/organizations", {"login": unique("o"), "admin": OWNER}),
@@ -289,6 +296,38 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
         ),
         (base + "/immutable-tags", "GET", f"{pkg.path}/immutable-tags", "owner", None),
         (base + "/usage", "GET", f"{pkg.path}/usage", "owner", None),
+        (
+            "/orgs/{org}/packages/retention",
+            "PUT",
+            f"/api/v3/orgs/{ORG}/packages/retention",
+            "owner",
+            {"untagged_days": 90},
+        ),
+        (
+            "/orgs/{org}/packages/retention",
+            "GET",
+            f"/api/v3/orgs/{ORG}/packages/retention",
+            "owner",
+            None,
+        ),
+        (
+            base + "/retention",
+            "PUT",
+            f"{pkg.path}/retention",
+            "owner",
+            {"untagged_days": 30, "keep_tags": 5, "tag_patterns": ["v*", "re:^rc-[0-9]+$"]},
+        ),
+        (base + "/retention", "GET", f"{pkg.path}/retention", "owner", None),
+        (base + "/retention/preview", "GET", f"{pkg.path}/retention/preview", "owner", None),
+        (base + "/retention/apply", "POST", f"{pkg.path}/retention/apply", "owner", None),
+        (base + "/retention", "DELETE", f"{pkg.path}/retention", "owner", None),
+        (
+            "/orgs/{org}/packages/retention",
+            "DELETE",
+            f"/api/v3/orgs/{ORG}/packages/retention",
+            "owner",
+            None,
+        ),
         (
             base + "/versions/{package_version_id}",
             "DELETE",

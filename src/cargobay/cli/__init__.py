@@ -5,8 +5,9 @@
 embedded default (:mod:`.backup`);
 ``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
 (:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
-``package``, ``immutable-tags``, ``audit``, ``usage``) act on the configured registry through
-the services (:mod:`.common` resolves settings exactly as ``serve`` does and runs a use case);
+``package``, ``immutable-tags``, ``retention``, ``audit``, ``usage``) act on the configured
+registry through the services (:mod:`.common` resolves settings exactly as ``serve`` does and
+runs a use case);
 ``config`` shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake
 ends with one line on stderr and a non-zero exit (2 for configuration).
 """
@@ -28,6 +29,7 @@ from cargobay.cli import (
     orgs,
     packages,
     repos,
+    retention,
     serving,
     systemd,
     teams,
@@ -82,6 +84,7 @@ for _name, _group in (
     ("config", config.config_cli),
     ("audit", audit.audit_cli),
     ("immutable-tags", immutable.immutable_cli),
+    ("retention", retention.retention_cli),
 ):
     cli.add_typer(_group, name=_name)
 

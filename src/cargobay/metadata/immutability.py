@@ -29,6 +29,11 @@ def _patterns(c: sa.Connection, package_id: int) -> list[str]:
     )
 
 
+def patterns(c: sa.Connection, package_id: int) -> list[str]:
+    """The package's immutable tag patterns, in the caller's transaction."""
+    return _patterns(c, package_id)
+
+
 def protecting(c: sa.Connection, package_id: int, tag: str) -> str | None:
     """The first pattern of the package that makes ``tag`` immutable, or None."""
     return next((p for p in _patterns(c, package_id) if fnmatch.fnmatchcase(tag, p)), None)

@@ -67,6 +67,10 @@ class SqlManifestStore:
         )
         if table is manifests:
             stmt = stmt.where(manifests.c.deleted_at.is_(None))
+            if self.db.dialect == "postgresql":
+                # Held until commit: retention can't delete a child this index lists. (In id
+                # order, as retention locks them: no deadlock.)
+                stmt = stmt.order_by(manifests.c.id).with_for_update(read=True)
         found = set(c.execute(stmt).scalars())
         return sorted(wanted - found)
 
@@ -298,7 +302,7 @@ class SqlManifestStore:
                         .where(repositories.c.name == repository)
                         .scalar_subquery(),
                     )
-                    .values(download_count=manifests.c.download_count + count)
+                    .values(download_count=manifests.c.download_count + count, last_pulled_at=now())
                 )
 
     async def delete_tag(
@@ -368,9 +372,12 @@ class SqlManifestStore:
         ]
 
 
-def delete_versions(c: sa.Connection, package_id: int, ids: Sequence[int]) -> list[int]:
+def delete_versions(
+    c: sa.Connection, package_id: int, ids: Sequence[int], *, exact: bool = False
+) -> list[int]:
     """Soft-delete versions ``ids`` of a package, and the children of deleted indexes that no
-    other active index references (they go with their index). Frees their tags (kept in
+    other active index references (they go with their index; ``exact``: only ``ids`` go, a
+    child among them is marked as gone with its index). Frees their tags (kept in
     ``deleted_tags`` for a restore). Raises VersionInUse if an active index that is not being
     deleted references one of them. Returns every id deleted."""
     at = now()
@@ -395,7 +402,10 @@ def delete_versions(c: sa.Connection, package_id: int, ids: Sequence[int]) -> li
             )
         ).all()
         for child in children:
-            if child.id not in targets:
+            if exact:
+                if child.id in targets:
+                    index_children.setdefault(child.id, parent_id)
+            elif child.id not in targets:
                 index_children[child.id] = parent_id
                 targets[child.id] = child.digest
     # Refuse if an active index outside the deletion references any target.

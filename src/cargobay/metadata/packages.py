@@ -24,6 +24,7 @@ from cargobay.metadata.schema import (
     manifests,
     package_access,
     repositories,
+    retention_policies,
     source_repositories,
     tags,
     teams,
@@ -569,6 +570,11 @@ class SqlPackageStore:
                 c.execute(
                     sa.delete(immutable_tag_rules).where(
                         immutable_tag_rules.c.repository_id == package_id
+                    )
+                )
+                c.execute(
+                    sa.delete(retention_policies).where(
+                        retention_policies.c.repository_id == package_id
                     )
                 )
                 c.execute(sa.delete(repositories).where(repositories.c.id == package_id))

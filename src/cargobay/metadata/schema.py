@@ -180,6 +180,8 @@ manifests = sa.Table(
     sa.Column("source_url", sa.String(2048), nullable=True),
     #: Manifest GETs (not HEADs).
     sa.Column("download_count", sa.BigInteger, nullable=False, server_default="0"),
+    #: The last manifest GET (written with the download counts, so it can lag a few seconds).
+    sa.Column("last_pulled_at", TS, nullable=True),
     sa.Column("updated_at", TS, nullable=True),
     #: A deleted version is not pullable; restorable until purged.
     sa.Column("deleted_at", TS, nullable=True),
@@ -257,6 +259,29 @@ immutable_tag_rules = sa.Table(
     sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), primary_key=True),
     sa.Column("pattern", sa.String(128), primary_key=True),
     sa.Column("created_at", TS, nullable=False),
+)
+
+#: Retention policies: what the periodic cleanup removes from a package (``repository_id``), or
+#: the default of every package of a user or organization (``owner_id``) that has none of its
+#: own. NULL fields are rules that are off; ``tag_patterns`` is a JSON list (globs, or ``re:``
+#: regular expressions).
+retention_policies = sa.Table(
+    "retention_policies",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("repository_id", sa.Integer, sa.ForeignKey("repositories.id"), nullable=True),
+    #: Untagged versions last pushed more than this many days ago go.
+    sa.Column("untagged_days", sa.Integer, nullable=True),
+    #: Tagged versions go unless one of their tags is among this many most recent ones...
+    sa.Column("keep_tags", sa.Integer, nullable=True),
+    #: ... or matches one of these patterns.
+    sa.Column("tag_patterns", sa.JSON, nullable=True),
+    #: Versions pulled within this many days stay.
+    sa.Column("pulled_days", sa.Integer, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.UniqueConstraint("owner_id", name="uq_retention_policies_owner"),
+    sa.UniqueConstraint("repository_id", name="uq_retention_policies_repository"),
 )
 
 #: Web sign-in sessions. The cookie holds a random secret; only its SHA-256 is kept.

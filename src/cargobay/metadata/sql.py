@@ -212,6 +212,7 @@ class SqlMetadata:
         from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.outbox import SqlEventLog
         from cargobay.metadata.packages import SqlPackageStore
+        from cargobay.metadata.retention import SqlRetentionStore
         from cargobay.metadata.trust import SqlTrustStore
         from cargobay.metadata.usage import SqlUsageStore
 
@@ -223,6 +224,7 @@ class SqlMetadata:
         self.gc = SqlGcStore(db)
         self.fsck = SqlFsckStore(db)
         self.immutable = SqlImmutableTagStore(db)
+        self.retention = SqlRetentionStore(db)
         self.usage = SqlUsageStore(db)
         self.trust = SqlTrustStore(db)
         self.events = SqlEventLog(db)

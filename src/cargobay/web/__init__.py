@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cargobay.errors import CargobayError
-from cargobay.web import audit, forms, immutable, pages, trust
+from cargobay.web import audit, forms, immutable, pages, retention, trust
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -37,6 +37,8 @@ ROUTES = [
     Route("/packages/{package_id}/access", forms.grant, methods=POST),
     Route("/packages/{package_id}/repository", forms.link, methods=POST),
     Route("/packages/{package_id}/immutable-tags", immutable.set_immutable_tags, methods=POST),
+    Route("/packages/{package_id}/retention", retention.set_retention, methods=POST),
+    Route("/packages/{package_id}/retention/preview", retention.preview, methods=GET),
     Route("/packages/{package_id}/delete", forms.delete_package, methods=POST),
     Route("/packages/{package_id}/restore", forms.restore_package, methods=POST),
     Route(

@@ -57,6 +57,7 @@ async def settings_page(request: Request, web: Web, package: PackageRecord) -> R
             ),
             "html_url": web.packages.package_html_url(package),
             "message": request.query_params.get("done", "")[:200],
+            "retention": await web.state["retention"].effective(package),
         },
     )
 

@@ -158,7 +158,15 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, audit, immutability, packages, trust, usage
+    from cargobay.api.rest import (
+        accounts,
+        audit,
+        immutability,
+        packages,
+        retention,
+        trust,
+        usage,
+    )
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -221,6 +229,7 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
 
     app.include_router(packages.router)
     app.include_router(immutability.router)
+    app.include_router(retention.router)
     app.include_router(usage.router)
     app.include_router(accounts.router)
     app.include_router(trust.router)
