@@ -158,7 +158,15 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, audit, immutability, packages, trust, usage
+    from cargobay.api.rest import (
+        accounts,
+        audit,
+        immutability,
+        packages,
+        trust,
+        usage,
+        webhooks,
+    )
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -225,4 +233,5 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
     app.include_router(accounts.router)
     app.include_router(trust.router)
     app.include_router(audit.router)
+    app.include_router(webhooks.router)
     return RestApp(app)
