@@ -332,5 +332,3 @@ async def _not_found(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"message": "Not Found", "documentation_url": ""}, 404)
     return PlainTextResponse("Not Found", 404)
-
-

@@ -370,9 +370,7 @@ def test_octokit_creates_and_manages_org_webhooks(
     hook_id = created["id"]
     listed = octokit.ok("orgs.listWebhooks", org=ORG)
     assert hook_id in [h["id"] for h in listed]
-    assert octokit.ok("orgs.getWebhook", org=ORG, hook_id=hook_id)["events"] == [
-        "registry_package"
-    ]
+    assert octokit.ok("orgs.getWebhook", org=ORG, hook_id=hook_id)["events"] == ["registry_package"]
     with registry_http(hooked) as http:
         digest, _ = push_image(http, f"{ORG}/octo-{secrets.token_hex(3)}", "v1")
     receiver.wait_for(lambda: len(receiver.deliveries()) >= 1)
