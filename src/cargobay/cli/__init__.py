@@ -5,8 +5,8 @@
 (:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
 ``package``, ``immutable-tags``, ``audit``, ``usage``, ``webhook``) act on the configured
 registry through the services (:mod:`.common` resolves settings exactly as ``serve`` does and
-runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake
-ends with one line on stderr and a non-zero exit (2 for configuration).
+runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a service
+unit. Every mistake ends with one line on stderr and a non-zero exit (2 for configuration).
 """
 
 from __future__ import annotations
