@@ -392,3 +392,54 @@ def test_octokit_creates_and_manages_org_webhooks(
     assert updated["active"] is False and updated["config"]["secret"] == "********"
     octokit.ok("orgs.deleteWebhook", 204, org=ORG, hook_id=hook_id)
     assert octokit.call("orgs.getWebhook", org=ORG, hook_id=hook_id)["status"] == 404
+
+
+def test_metrics_count_deliveries_by_outcome_and_the_backlog(
+    server_factory: Any, receiver: Receiver
+) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+    from test_metrics import free_port
+
+    port = free_port()
+    server = server_factory(
+        webhook_allowed_hosts="127.0.0.1", webhook_interval=0.2, metrics_port=port, workers=2
+    )
+
+    def scrape() -> dict[tuple[str, frozenset[tuple[str, str]]], float]:
+        resp = httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=30)
+        assert resp.status_code == 200, resp.text
+        return {
+            (s.name, frozenset(s.labels.items())): s.value
+            for family in text_string_to_metric_families(resp.text)
+            for s in family.samples
+        }
+
+    create_hook(server, receiver.url)
+    receiver.stop()
+    with registry_http(server) as http:
+        for tag in ("a", "b"):
+            push_image(http, f"{ORG}/metered-{secrets.token_hex(3)}", tag)
+    deadline = time.monotonic() + 30
+    while True:  # the first delivery fails and waits; both are queued
+        samples = scrape()
+        retried = samples.get(
+            ("cargobay_webhook_deliveries_total", frozenset({("outcome", "retried")})), 0
+        )
+        pending = samples.get(("cargobay_webhook_pending", frozenset()), -1)
+        if retried >= 1 and pending == 2:
+            break
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.5)
+    receiver.start()
+    receiver.wait_for(lambda: len({guid(r) for r in receiver.deliveries()}) >= 2, timeout=60)
+    deadline = time.monotonic() + 30
+    while True:
+        samples = scrape()
+        delivered = samples.get(
+            ("cargobay_webhook_deliveries_total", frozenset({("outcome", "delivered")})), 0
+        )
+        if delivered >= 2 and samples.get(("cargobay_webhook_pending", frozenset())) == 0:
+            break
+        assert time.monotonic() < deadline, samples
+        time.sleep(0.5)
+    assert samples[("cargobay_outbox_backlog", frozenset())] == 0
