@@ -148,6 +148,25 @@ def payload(request: dict[str, Any]) -> dict[str, Any]:
     return body
 
 
+def settled_log(
+    server: Any, hook_id: int, done: Callable[[list[dict[str, Any]]], bool], timeout: float = 30
+) -> list[dict[str, Any]]:
+    """The hook's delivery log once ``done(log)`` holds (the server records an answer just
+    after the receiver has sent it)."""
+    deadline = time.monotonic() + timeout
+    with api(server) as client:
+        while True:
+            log: list[dict[str, Any]] = client.get(f"/orgs/{ORG}/hooks/{hook_id}/deliveries").json()
+            if done(log):
+                return log
+            assert time.monotonic() < deadline, log
+            time.sleep(0.2)
+
+
+def delivered(count: int) -> Callable[[list[dict[str, Any]]], bool]:
+    return lambda log: len(log) >= count and all(d["state"] == "delivered" for d in log)
+
+
 def test_deliveries_are_signed_in_githubs_shape_logged_and_redeliverable(
     hooked: Any, receiver: Receiver
 ) -> None:
@@ -192,8 +211,8 @@ def test_deliveries_are_signed_in_githubs_shape_logged_and_redeliverable(
     assert payload(deleted)["package"]["package_version"]["version"] == digest
 
     # The delivery log: newest first, with request and response.
+    log = settled_log(hooked, hook["id"], delivered(2))
     with api(hooked) as client:
-        log = client.get(f"/orgs/{ORG}/hooks/{hook['id']}/deliveries").json()
         assert [d["event"] for d in log] == ["cargobay_package", "registry_package"]
         assert all(d["status_code"] == 200 and d["status"] == "OK" for d in log), log
         assert log[1]["guid"] == headers["x-github-delivery"]
@@ -228,20 +247,19 @@ def test_a_receiver_down_then_back_gets_every_event_in_order(
             digests = [push_image(http, repo, f"t{i}")[0] for i in range(5)]
         # The other hook is not held back by the failing one.
         other.wait_for(lambda: len(other.deliveries()) >= 5, timeout=30)
-        with api(hooked) as client:
-            log = client.get(f"/orgs/{ORG}/hooks/{down['id']}/deliveries").json()
-        assert log and all(d["state"] == "pending" for d in log), log
-        assert any("ConnectionRefused" in d["status"] for d in log), log
+        log = settled_log(
+            hooked, down["id"], lambda log: any("ConnectionRefused" in d["status"] for d in log)
+        )
+        assert len(log) == 5 and all(d["state"] == "pending" for d in log), log
         receiver.start()
         receiver.wait_for(lambda: len({guid(r) for r in receiver.deliveries()}) >= 5, timeout=90)
         for got in (receiver.deliveries(), other.deliveries()):
             versions = [payload(r)["registry_package"]["package_version"]["version"] for r in got]
             firsts = list(dict.fromkeys(versions))  # at least once: repeats only of the last
             assert firsts == digests, versions
+        log = settled_log(hooked, down["id"], delivered(5))
+        assert len(log) == 5 and max(d["attempts"] for d in log) >= 2, log
         with api(hooked) as client:
-            log = client.get(f"/orgs/{ORG}/hooks/{down['id']}/deliveries").json()
-            assert [d["state"] for d in log] == ["delivered"] * 5, log
-            assert max(d["attempts"] for d in log) >= 2, log
             for hook in (down, up):
                 client.delete(f"/orgs/{ORG}/hooks/{hook['id']}")
     finally:
@@ -269,11 +287,10 @@ def test_a_delivery_in_flight_when_the_server_is_killed_goes_out_after_a_restart
     receiver.hold = None
     server = restart_server(server)
     receiver.wait_for(lambda: len(receiver.deliveries()) >= 1)
-    (delivered,) = receiver.deliveries()
-    assert guid(delivered) == held_guid
-    assert payload(delivered)["registry_package"]["package_version"]["version"] == digest
-    with api(server) as client:
-        log = client.get(f"/orgs/{ORG}/hooks/{hook['id']}/deliveries").json()
+    (sent,) = receiver.deliveries()
+    assert guid(sent) == held_guid
+    assert payload(sent)["registry_package"]["package_version"]["version"] == digest
+    log = settled_log(server, hook["id"], delivered(1))
     assert [(d["state"], d["status_code"]) for d in log] == [("delivered", 200)], log
 
 
@@ -382,6 +399,7 @@ def test_octokit_creates_and_manages_org_webhooks(
 
     sent = json.loads(parse_qs(form["body"].decode())["payload"][0])
     assert sent["registry_package"]["package_version"]["version"] == digest
+    settled_log(hooked, hook_id, delivered(1))
     deliveries = octokit.ok("orgs.listWebhookDeliveries", org=ORG, hook_id=hook_id)
     assert [d["status_code"] for d in deliveries] == [200]
     one = octokit.ok(
