@@ -230,6 +230,10 @@ def test_deliveries_are_signed_in_githubs_shape_logged_and_redeliverable(
         assert again["body"] == body
         newest = client.get(f"/orgs/{ORG}/hooks/{hook['id']}/deliveries").json()[0]
         assert newest["redelivery"] is True
+        # A ping, as GitHub sends one.
+        assert client.post(f"/orgs/{ORG}/hooks/{hook['id']}/pings").status_code == 204
+        receiver.wait_for(lambda: len(receiver.deliveries("ping")) >= 1)
+        assert payload(receiver.deliveries("ping")[0])["hook_id"] == hook["id"]
         assert client.delete(f"/orgs/{ORG}/hooks/{hook['id']}").status_code == 204
         assert client.get(f"/orgs/{ORG}/hooks/{hook['id']}").status_code == 404
 

@@ -69,6 +69,7 @@ OTHER_ROUTES = {
 HOOK_ROUTES = {
     "/hooks": {"get", "post"},
     "/hooks/{hook_id}": {"get", "patch", "delete"},
+    "/hooks/{hook_id}/pings": {"post"},
     "/hooks/{hook_id}/deliveries": {"get"},
     "/hooks/{hook_id}/deliveries/{delivery_id}": {"get"},
     "/hooks/{hook_id}/deliveries/{delivery_id}/attempts": {"post"},
@@ -195,7 +196,7 @@ PARAMS = {
 
 def body_for(method: str, template: str) -> dict[str, Any] | None:
     """A valid request body for the operation (None: it takes none)."""
-    if method in ("get", "delete") or template.endswith(("/restore", "/attempts")):
+    if method in ("get", "delete") or template.endswith(("/restore", "/attempts", "/pings")):
         return None
     bodies: list[tuple[str, dict[str, Any]]] = [
         ("/hooks/{hook_id}", {"active": False}),

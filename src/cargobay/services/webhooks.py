@@ -8,6 +8,8 @@ resolution, at every delivery: see :mod:`cargobay.services.webhook_targets`).
 
 from __future__ import annotations
 
+import json
+import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -163,6 +165,25 @@ class Webhooks:
                     redelivery=True,
                 )
             ]
+        )
+
+    async def ping(self, principal: Principal, target: Target, hook_id: int) -> None:
+        """Queue a ``ping`` event to the hook (GitHub's shape: ``zen``, ``hook_id``, ``hook``)."""
+        hook = await self.get(principal, target, hook_id)
+        body = {
+            "zen": "Keep it logically awesome.",
+            "hook_id": hook.id,
+            "hook": {
+                "id": hook.id,
+                "name": "web",
+                "active": hook.active,
+                "events": list(hook.events),
+                "config": {"url": hook.url, "content_type": hook.content_type},
+            },
+        }
+        payload = json.dumps(body, separators=(",", ":"), sort_keys=True)
+        await self.store.enqueue(
+            [NewDelivery(hook.id, None, str(uuid.uuid4()), "ping", None, payload)]
         )
 
     def _checked(self, spec: HookSpec) -> dict[str, Any]:

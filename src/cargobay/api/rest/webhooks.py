@@ -245,6 +245,17 @@ def add_routes(prefix: str, target_of: Callable[..., Target], operation: str, wh
         await service.delete(who_, target, hook_id)
         return Response(status_code=204)
 
+    @router.post(
+        f"{prefix}/hooks/{{hook_id}}/pings",
+        status_code=204,
+        response_class=Response,
+        description=who,
+        operation_id=f"{operation}/ping-webhook",
+    )
+    async def ping_hook(hook_id: HookId, who_: Caller, service: Service, target: Of) -> Response:
+        await service.ping(who_, target, hook_id)
+        return Response(status_code=204)
+
     @router.get(
         f"{prefix}/hooks/{{hook_id}}/deliveries",
         description=who,
