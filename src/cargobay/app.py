@@ -18,7 +18,7 @@ from cargobay.api import requestlog
 from cargobay.api.forwarded import ForwardedHeaders
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
 from cargobay.api.hosts import HostRouter
-from cargobay.api.metrics import Metrics, Tally, pool_in_use
+from cargobay.api.metrics import Metrics, Tally, count_webhook_delivery, pool_in_use
 from cargobay.api.oci.dispatch import OciApp
 from cargobay.api.oci.routes import ROUTES
 from cargobay.api.requestlog import RequestLog
@@ -49,6 +49,10 @@ from cargobay.services.signin import SignIn
 from cargobay.services.trusted_publishing import TrustedPublishing
 from cargobay.services.uploads import UploadService
 from cargobay.services.usage import UsageService
+from cargobay.services.webhook_delivery import WebhookDelivery
+from cargobay.services.webhook_payloads import Payloads
+from cargobay.services.webhook_targets import AllowList
+from cargobay.services.webhooks import Webhooks
 from cargobay.settings import Settings, load_settings, proxy_networks
 from cargobay.storage import hashing
 from cargobay.storage.base import BlobStore
@@ -203,6 +207,23 @@ def build_trusted_publishing(
     )
 
 
+def build_webhook_delivery(
+    settings: Settings, metadata: SqlMetadata, allowed: AllowList, *, metrics: bool
+) -> WebhookDelivery:
+    return WebhookDelivery(
+        metadata.webhooks,
+        metadata.events,
+        metadata.package_records,
+        Payloads(settings.public_base_url, settings.registry_address),
+        allowed=allowed,
+        timeout=settings.webhook_timeout,
+        retry_for=settings.webhook_retry_for,
+        follow_redirects=settings.webhook_follow_redirects,
+        retention=settings.webhook_delivery_retention,
+        on_outcome=count_webhook_delivery if metrics else None,
+    )
+
+
 def create_app(settings: Settings | None = None) -> ASGIApp:
     settings = settings or load_settings()
     hashing.configure(enabled=settings.resumable_hash)
@@ -251,6 +272,13 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     if settings.gc_interval > 0:
         jobs.add("gc", settings.gc_interval, build_gc(settings, metadata, store, registry).run_once)
     tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
+    allowed = AllowList.parse(settings.webhook_allowed_hosts)
+    webhooks = Webhooks(metadata.webhooks, metadata.accounts, allowed=allowed)
+    jobs.add(
+        "webhooks",
+        settings.webhook_interval,
+        build_webhook_delivery(settings, metadata, allowed, metrics=tally is not None).run,
+    )
     if tally is not None:
         jobs.add("flush-metrics", 1.0, tally.flush_soon, exclusive=False)
 
@@ -285,6 +313,7 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         "trusted_publishing": trusted_publishing,
         "audit": audit,
         "jobs": jobs,
+        "webhooks": webhooks,
     }
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings

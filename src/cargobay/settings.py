@@ -170,6 +170,22 @@ class Settings(BaseSettings):
     #: Serve Prometheus metrics on this port (off when unset), on ``metrics_host`` only.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
+    #: Webhooks may deliver to these hosts or networks although they are loopback, link-local,
+    #: private, multicast or unspecified addresses (refused by default): host names or
+    #: addresses/CIDRs, comma-separated (e.g. ``127.0.0.1,10.0.0.0/8,hooks.internal``).
+    webhook_allowed_hosts: str = ""
+    #: Seconds a webhook delivery may take to connect, and to wait for each read of the answer.
+    webhook_timeout: float = Field(default=10.0, gt=0, le=120)
+    #: A failing delivery is retried (exponential back-off with jitter) for this many seconds
+    #: after its event, then given up; until then the hook's later deliveries wait.
+    webhook_retry_for: float = Field(default=3 * 3600.0, ge=0)
+    #: Follow HTTP redirects of webhook receivers (each hop checked like the first); off: a
+    #: redirect is a failed delivery.
+    webhook_follow_redirects: bool = False
+    #: Delivery log entries (request, response) are kept this many seconds (default 30 days).
+    webhook_delivery_retention: float = Field(default=30 * 86400.0, gt=0)
+    #: How often the delivery job looks for new events and due retries, in seconds.
+    webhook_interval: float = Field(default=1.0, gt=0)
     #: How often a worker that does not run the exclusive background jobs (purges, retention)
     #: tries to take them over, in seconds.
     job_lock_retry: float = Field(default=5.0, gt=0)
@@ -211,6 +227,14 @@ class Settings(BaseSettings):
         value = value.strip().lower().rstrip(".")
         if value and not _HOST_NAME.fullmatch(value):
             raise ValueError(f"{value!r} is not a host name (no scheme, port or path)")
+        return value
+
+    @field_validator("webhook_allowed_hosts")
+    @classmethod
+    def _allowed_hosts(cls, value: str) -> str:
+        from cargobay.services.webhook_targets import AllowList
+
+        AllowList.parse(value)  # ValueError names the bad entry
         return value
 
     @field_validator("trusted_proxies")

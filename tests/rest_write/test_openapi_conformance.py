@@ -71,12 +71,24 @@ OTHER_ROUTES = {
     "/user/audit-log": {"get"},
     "/admin/audit-log": {"get"},
 }
+#: Webhook routes, under each of /orgs/{org}, /user and /admin.
+HOOK_ROUTES = {
+    "/hooks": {"get", "post"},
+    "/hooks/{hook_id}": {"get", "patch", "delete"},
+    "/hooks/{hook_id}/pings": {"post"},
+    "/hooks/{hook_id}/deliveries": {"get"},
+    "/hooks/{hook_id}/deliveries/{delivery_id}": {"get"},
+    "/hooks/{hook_id}/deliveries/{delivery_id}/attempts": {"post"},
+}
 
 
 def all_routes() -> dict[str, set[str]]:
     routes = dict(OTHER_ROUTES)
     for prefix in ("/user", "/users/{username}", "/orgs/{org}"):
         for path, methods in PACKAGE_ROUTES.items():
+            routes[prefix + path] = methods
+    for prefix in ("/orgs/{org}", "/user", "/admin"):
+        for path, methods in HOOK_ROUTES.items():
             routes[prefix + path] = methods
     return routes
 
@@ -183,14 +195,20 @@ PARAMS = {
     "team_slug": "readers",
     "token_id": "999999",
     "policy_id": "999999",
+    "hook_id": "999999",
+    "delivery_id": "999999",
 }
 
 
 def body_for(method: str, template: str) -> dict[str, Any] | None:
     """A valid request body for the operation (None: it takes none)."""
-    if method in ("get", "delete") or template.endswith(("/restore", "/apply")):
+    if method in ("get", "delete") or template.endswith(
+        ("/restore", "/apply", "/attempts", "/pings")
+    ):
         return None
     bodies: list[tuple[str, dict[str, Any]]] = [
+        ("/hooks/{hook_id}", {"active": False}),
+        ("/hooks", {"config": {"url": "https://hooks.example.com/cargobay"}}),
         ("/access/", {"role": "read"}),
         ("/packages/{package_type}/{package_name}/repository", {"repository": f"{ORG}/app"}),
         ("/retention", {"untagged_days": 30, "tag_patterns": ["v*"]}),
@@ -394,6 +412,24 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
         resp = world.rest(actor, method, url, body)
         assert resp.status_code < 300, describe(resp)
         read_api[template][method].validate_response(resp)
+    for prefix, actor in ((f"/orgs/{ORG}", "owner"), ("/user", "owner"), ("/admin", "admin")):
+        template = {"/user": "/user", "/admin": "/admin"}.get(prefix, "/orgs/{org}") + "/hooks"
+        hook = {"config": {"url": "https://hooks.example.com/c", "secret": "s3cret"}}
+        created = world.rest(actor, "POST", f"/api/v3{prefix}/hooks", hook)
+        assert created.status_code == 201, describe(created)
+        assert created.json()["config"]["secret"] == "********"
+        read_api[template]["POST"].validate_response(created)
+        one = f"/api/v3{prefix}/hooks/{created.json()['id']}"
+        for method, path, url, body in (
+            ("GET", "", f"/api/v3{prefix}/hooks", None),
+            ("GET", "/{hook_id}", one, None),
+            ("PATCH", "/{hook_id}", one, {"events": ["*"], "active": False}),
+            ("GET", "/{hook_id}/deliveries", f"{one}/deliveries", None),
+            ("DELETE", "/{hook_id}", one, None),
+        ):
+            resp = world.rest(actor, method, url, body)
+            assert resp.status_code < 300, describe(resp)
+            read_api[template + path][method].validate_response(resp)
 
 
 def test_list_pages_for_odd_owner_names_are_not_server_errors(world: World) -> None:

@@ -68,6 +68,16 @@ DB_CONNECTIONS = Gauge(
     multiprocess_mode="livesum",
 )
 
+WEBHOOK_DELIVERIES = Counter(
+    "cargobay_webhook_deliveries",
+    "Webhook delivery attempts by outcome (delivered, retried, refused, failed: given up)",
+    ["outcome"],
+)
+
+
+def count_webhook_delivery(outcome: str) -> None:
+    WEBHOOK_DELIVERIES.labels(outcome).inc()
+
 
 def route_of(scope: Scope) -> str:
     """The route template of a request that has been answered (bounded)."""
@@ -204,7 +214,7 @@ def pool_in_use(engine: Any) -> Callable[[], int]:
 
 class StoreCounts(Collector):
     """Gauges read from the metadata database at scrape time (at most every ``ttl`` seconds):
-    blobs, manifests, and uploads in progress."""
+    blobs, manifests, uploads in progress, and the webhook backlog."""
 
     def __init__(self, counts: Callable[[], dict[str, int]], ttl: float = 5.0) -> None:
         self.counts = counts
@@ -223,6 +233,8 @@ class StoreCounts(Collector):
             ("blobs", "Distinct blobs linked by packages"),
             ("manifests", "Package versions that are not deleted"),
             ("uploads", "Blob uploads in progress"),
+            ("outbox_backlog", "Events the webhook delivery job has not read yet"),
+            ("webhook_pending", "Webhook deliveries waiting to be sent or retried"),
         ):
             yield GaugeMetricFamily(f"cargobay_{name}", help_, value=values.get(name, 0))
 

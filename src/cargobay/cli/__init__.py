@@ -5,11 +5,11 @@
 embedded default (:mod:`.backup`);
 ``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
 (:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
-``package``, ``immutable-tags``, ``retention``, ``audit``, ``usage``) act on the configured
-registry through the services (:mod:`.common` resolves settings exactly as ``serve`` does and
-runs a use case);
-``config`` shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake
-ends with one line on stderr and a non-zero exit (2 for configuration).
+``package``, ``immutable-tags``, ``retention``, ``audit``, ``usage``, ``webhook``) act on the
+configured registry through the services (:mod:`.common` resolves settings exactly as ``serve``
+does and runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a
+service unit. Every mistake ends with one line on stderr and a non-zero exit (2 for
+configuration).
 """
 
 from __future__ import annotations
@@ -37,6 +37,7 @@ from cargobay.cli import (
     tokens,
     usage,
     users,
+    webhooks,
 )
 
 cli = typer.Typer(
@@ -85,6 +86,7 @@ for _name, _group in (
     ("audit", audit.audit_cli),
     ("immutable-tags", immutable.immutable_cli),
     ("retention", retention.retention_cli),
+    ("webhook", webhooks.webhook_cli),
 ):
     cli.add_typer(_group, name=_name)
 

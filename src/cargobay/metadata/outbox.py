@@ -62,6 +62,21 @@ def append(c: sa.Connection, found: Sequence[Event]) -> None:
     )
 
 
+def advance(c: sa.Connection, db: Database, consumer: str, position: int) -> None:
+    """Move ``consumer``'s cursor to ``position`` in the open transaction ``c``; never back."""
+    current = c.execute(
+        sa.select(event_cursors.c.position).where(event_cursors.c.consumer == consumer)
+    ).scalar()
+    if current is None or int(current) < position:
+        c.execute(
+            db.upsert(
+                event_cursors,
+                ["consumer"],
+                {"consumer": consumer, "position": position, "updated_at": now()},
+            )
+        )
+
+
 def _resolved(c: sa.Connection, event: Event) -> Event:
     if event.package is None or event.package_id is not None:
         return event
@@ -185,17 +200,7 @@ class SqlEventLog:
     async def advance(self, consumer: str, position: int) -> None:
         """Record that ``consumer`` handled every event up to ``position``; never moves back."""
         with self.db.write() as c:
-            current = c.execute(
-                sa.select(event_cursors.c.position).where(event_cursors.c.consumer == consumer)
-            ).scalar()
-            if current is None or int(current) < position:
-                c.execute(
-                    self.db.upsert(
-                        event_cursors,
-                        ["consumer"],
-                        {"consumer": consumer, "position": position, "updated_at": now()},
-                    )
-                )
+            advance(c, self.db, consumer, position)
 
     async def prune(self, before: datetime) -> int:
         """Delete events older than ``before`` that every consumer has handled; returns how

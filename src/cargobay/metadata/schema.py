@@ -367,3 +367,49 @@ sign_in_failures = sa.Table(
     sa.Column("at", sa.Float, nullable=False),
     sa.Index("ix_sign_in_failures_key_at", "key", "at"),
 )
+
+#: Webhooks of an organization or a user (``owner_id``), or of the whole site (``owner_id`` NULL).
+#: The secret is kept as given: every delivery is signed with it. It is never shown back.
+webhooks = sa.Table(
+    "webhooks",
+    metadata,
+    sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=True),
+    sa.Column("url", sa.String(2048), nullable=False),
+    sa.Column("secret", sa.String(255), nullable=True),
+    sa.Column("content_type", sa.String(8), nullable=False),
+    sa.Column("events", sa.JSON, nullable=False),
+    sa.Column("active", sa.Boolean, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("updated_at", TS, nullable=False),
+    sa.Index("ix_webhooks_owner", "owner_id"),
+)
+
+#: One row per delivery of an event to a hook (and per redelivery): the queue of the delivery
+#: job (``state`` pending, in id order per hook) and, once sent or given up, its log.
+webhook_deliveries = sa.Table(
+    "webhook_deliveries",
+    metadata,
+    sa.Column("id", sa.BigInteger().with_variant(sa.Integer, "sqlite"), primary_key=True),
+    sa.Column("hook_id", sa.Integer, nullable=False),
+    sa.Column("event_id", sa.BigInteger, nullable=True),
+    sa.Column("guid", sa.String(36), nullable=False),
+    sa.Column("event", sa.String(32), nullable=False),
+    sa.Column("action", sa.String(32), nullable=True),
+    sa.Column("redelivery", sa.Boolean, nullable=False),
+    #: pending | delivered | failed
+    sa.Column("state", sa.String(16), nullable=False),
+    sa.Column("attempts", sa.Integer, nullable=False),
+    sa.Column("created_at", TS, nullable=False),
+    sa.Column("next_at", TS, nullable=False),
+    sa.Column("delivered_at", TS, nullable=True),
+    sa.Column("status", sa.String(255), nullable=True),
+    sa.Column("status_code", sa.Integer, nullable=True),
+    sa.Column("duration", sa.Float, nullable=True),
+    sa.Column("payload", sa.Text, nullable=False),
+    sa.Column("request_headers", sa.JSON, nullable=True),
+    sa.Column("response_headers", sa.JSON, nullable=True),
+    sa.Column("response_body", sa.Text, nullable=True),
+    sa.Index("ix_webhook_deliveries_hook_state", "hook_id", "state", "id"),
+    sa.Index("ix_webhook_deliveries_created_at", "created_at"),
+)

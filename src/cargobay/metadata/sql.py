@@ -228,6 +228,9 @@ class SqlMetadata:
         self.usage = SqlUsageStore(db)
         self.trust = SqlTrustStore(db)
         self.events = SqlEventLog(db)
+        from cargobay.metadata.webhooks import SqlWebhookStore
+
+        self.webhooks = SqlWebhookStore(db)
 
     def failure_storage(self) -> Storage:
         """A ``limits`` storage counting failed sign-ins in this database, shared by every
@@ -241,7 +244,10 @@ class SqlMetadata:
         self._db.ping()
 
     def counts(self) -> dict[str, int]:
-        """How many blobs (distinct digests linked), active versions and open uploads."""
+        """How many blobs (distinct digests linked), active versions and open uploads; the
+        webhook backlog."""
+        from cargobay.metadata.webhooks import webhook_backlog
+
         with self._db.read() as c:
             return {
                 "blobs": int(
@@ -257,6 +263,7 @@ class SqlMetadata:
                 "uploads": int(
                     c.execute(sa.select(sa.func.count()).select_from(uploads)).scalar() or 0
                 ),
+                **webhook_backlog(c),
             }
 
     def close(self) -> None:

@@ -12,7 +12,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cargobay.errors import CargobayError
-from cargobay.web import audit, forms, immutable, pages, retention, trust
+from cargobay.web import audit, forms, immutable, pages, retention, trust, webhooks
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -30,6 +30,20 @@ ROUTES = [
     Route("/settings/audit-log", audit.own_log, methods=GET),
     Route("/orgs/{org}/settings/audit-log", audit.org_log, methods=GET),
     Route("/admin/audit-log", audit.site_log, methods=GET),
+    *(
+        route
+        for base in ("/settings/hooks", "/orgs/{org}/settings/hooks", "/admin/hooks")
+        for route in (
+            Route(base, webhooks.hooks_page, methods=GET),
+            Route(base, webhooks.add_hook, methods=POST),
+            Route(base + "/{hook_id}/delete", webhooks.remove_hook, methods=POST),
+            Route(
+                base + "/{hook_id}/deliveries/{delivery_id}/redeliver",
+                webhooks.redeliver,
+                methods=POST,
+            ),
+        )
+    ),
     Route("/orgs/{org}/settings/packages", forms.org_settings_page, methods=GET),
     Route("/orgs/{org}/settings/packages", forms.org_settings, methods=POST),
     Route("/packages/{package_id}/visibility", forms.change_visibility, methods=POST),

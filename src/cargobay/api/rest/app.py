@@ -166,6 +166,7 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
         retention,
         trust,
         usage,
+        webhooks,
     )
 
     settings = cargobay["settings"]
@@ -234,4 +235,5 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
     app.include_router(accounts.router)
     app.include_router(trust.router)
     app.include_router(audit.router)
+    app.include_router(webhooks.router)
     return RestApp(app)
