@@ -33,6 +33,7 @@ class Action(StrEnum):
     TOKEN_REVOKED = "personal_access_token.revoked"
     SIGN_IN_FAILED = "user.failed_login"
     GC_RUN = "registry.gc_run"
+    QUOTA_WARNING = "registry.quota_warning"
 
 
 @dataclass(frozen=True, slots=True)

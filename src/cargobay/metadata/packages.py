@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cargobay.errors import Conflict
+from cargobay.metadata import quota
 from cargobay.metadata.base import Grant, PackageRecord, Purged, VersionRecord
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.events import Event
@@ -547,6 +548,21 @@ class SqlPackageStore:
                 ).scalars()
             )
             candidates: set[str] = set()
+            # Namespaces whose usage this purge lowers: recounted before it commits.
+            touched = set(
+                c.execute(
+                    sa.select(repositories.c.owner_id).where(
+                        sa.or_(
+                            repositories.c.deleted_at < before,
+                            repositories.c.id.in_(
+                                sa.select(manifests.c.repository_id).where(
+                                    manifests.c.deleted_at < before
+                                )
+                            ),
+                        )
+                    )
+                ).scalars()
+            )
             for package_id in package_ids:
                 candidates |= set(
                     c.execute(
@@ -614,6 +630,7 @@ class SqlPackageStore:
                 ).scalars()
             )
             unreferenced = sorted(candidates - linked)
+            quota.recount(c, self.db, touched)
             at = now()
             for digest in unreferenced:
                 c.execute(
