@@ -3,10 +3,10 @@
 ``serve``/``migrate`` run the registry (:mod:`.serving`); ``gc`` collects garbage (:mod:`.gc`);
 ``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
 (:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
-``package``, ``immutable-tags``, ``audit``, ``usage``) act on the configured registry through
-the services (:mod:`.common` resolves settings exactly as ``serve`` does and runs a use case);
-``config`` shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake
-ends with one line on stderr and a non-zero exit (2 for configuration).
+``package``, ``immutable-tags``, ``audit``, ``usage``, ``quota``) act on the configured registry
+through the services (:mod:`.common` resolves settings exactly as ``serve`` does and runs a use
+case); ``config`` shows and checks the settings; ``systemd-unit`` prints a service unit. Every
+mistake ends with one line on stderr and a non-zero exit (2 for configuration).
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from cargobay.cli import (
     immutable,
     orgs,
     packages,
+    quota,
     repos,
     serving,
     systemd,
@@ -75,6 +76,7 @@ for _name, _group in (
     ("config", config.config_cli),
     ("audit", audit.audit_cli),
     ("immutable-tags", immutable.immutable_cli),
+    ("quota", quota.quota_cli),
 ):
     cli.add_typer(_group, name=_name)
 

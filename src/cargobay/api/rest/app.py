@@ -158,7 +158,7 @@ def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
 
 
 def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import accounts, audit, immutability, packages, trust, usage
+    from cargobay.api.rest import accounts, audit, immutability, packages, quotas, trust, usage
 
     settings = cargobay["settings"]
     app = FastAPI(
@@ -222,6 +222,7 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
     app.include_router(packages.router)
     app.include_router(immutability.router)
     app.include_router(usage.router)
+    app.include_router(quotas.router)
     app.include_router(accounts.router)
     app.include_router(trust.router)
     app.include_router(audit.router)
