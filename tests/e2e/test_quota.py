@@ -214,7 +214,12 @@ def test_racing_pushers_cannot_jointly_pass_the_quota(server: Any) -> None:
         barrier = threading.Barrier(4)
         outcomes: list[int] = []
 
-        def push(n: int, round_: int = round_) -> None:
+        def push(
+            n: int,
+            round_: int = round_,
+            barrier: threading.Barrier = barrier,
+            outcomes: list[int] = outcomes,
+        ) -> None:
             with httpx.Client(base_url=server.url, timeout=60, auth=server.auth) as client:
                 data = random_bytes(60_000)
                 repo = f"{ns}/r{round_}-{n}"
