@@ -155,7 +155,11 @@ def format_bytes(n: int) -> str:
     value = float(n)
     for unit in ("B", "kB", "MB", "GB", "TB"):
         if value < 1000 or unit == "TB":
-            return f"{n} B" if unit == "B" else f"{value:.3g} {unit}"
+            if unit == "B":
+                return f"{n} B"
+            digits = 0 if value >= 100 else 1 if value >= 10 else 2  # 3 significant digits
+            text = f"{value:.{digits}f}"
+            return f"{text.rstrip('0').rstrip('.') if digits else text} {unit}"
         value /= 1000
     return f"{n} B"
 
