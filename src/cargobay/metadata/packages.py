@@ -563,6 +563,9 @@ class SqlPackageStore:
                     )
                 ).scalars()
             )
+            # Locked first (as links and unlinks lock them before touching a link): no deadlock.
+            for owner_id in sorted(o for o in touched if o is not None):
+                quota.lock(c, self.db, owner_id)
             for package_id in package_ids:
                 candidates |= set(
                     c.execute(

@@ -64,28 +64,24 @@ def owner_of(c: sa.Connection, repository_id: int) -> int | None:
 
 
 def lock(c: sa.Connection, db: Database, owner_id: int) -> NamespaceQuota:
-    """The namespace's row, created if missing, locked until the transaction ends."""
-    c.execute(
-        db._insert(namespace_usage)
-        .values(owner_id=owner_id, used=0, updated_at=now())
-        .on_conflict_do_nothing(index_elements=["owner_id"])
-    )
-    stmt = (
-        sa.select(
-            namespace_usage.c.used,
-            namespace_usage.c.quota,
-            namespace_usage.c.warn_percent,
-            accounts.c.login,
-        )
-        .join(accounts, accounts.c.id == namespace_usage.c.owner_id)
-        .where(namespace_usage.c.owner_id == owner_id)
-    )
+    """The namespace's row, created if missing, locked until the transaction ends (``login``
+    is left empty: it is read only for a refusal's message)."""
+    stmt = sa.select(
+        namespace_usage.c.used, namespace_usage.c.quota, namespace_usage.c.warn_percent
+    ).where(namespace_usage.c.owner_id == owner_id)
     if db.dialect == "postgresql":
-        stmt = stmt.with_for_update(of=namespace_usage)
-    row = c.execute(stmt).one()
+        stmt = stmt.with_for_update()
+    row = c.execute(stmt).first()
+    if row is None:
+        c.execute(
+            db._insert(namespace_usage)
+            .values(owner_id=owner_id, used=0, updated_at=now())
+            .on_conflict_do_nothing(index_elements=["owner_id"])
+        )
+        row = c.execute(stmt).one()
     return NamespaceQuota(
         owner_id,
-        row.login,
+        "",
         int(row.used),
         None if row.quota is None else int(row.quota),
         row.warn_percent,
@@ -98,10 +94,13 @@ def links_blob(c: sa.Connection, owner_id: int, digest: str) -> bool:
     return found is not None
 
 
-def refuse_over(row: NamespaceQuota, adds: int) -> None:
+def refuse_over(c: sa.Connection, row: NamespaceQuota, adds: int) -> None:
     """Raise QuotaExceeded if ``adds`` more bytes would take the namespace past its quota."""
     if row.quota is not None and adds > 0 and row.used + adds > row.quota:
-        raise QuotaExceeded(row.login, used=row.used, limit=row.quota, adds=adds)
+        login = row.login or c.execute(
+            sa.select(accounts.c.login).where(accounts.c.id == row.owner_id)
+        ).scalar_one()
+        raise QuotaExceeded(login, used=row.used, limit=row.quota, adds=adds)
 
 
 def charge(c: sa.Connection, row: NamespaceQuota, delta: int, *, enforce: bool = True) -> None:
@@ -111,7 +110,7 @@ def charge(c: sa.Connection, row: NamespaceQuota, delta: int, *, enforce: bool =
     if delta == 0:
         return
     if enforce:
-        refuse_over(row, delta)
+        refuse_over(c, row, delta)
     c.execute(
         sa.update(namespace_usage)
         .where(namespace_usage.c.owner_id == row.owner_id)
@@ -223,7 +222,7 @@ class SqlQuotaStore:
                 return
             if digest is not None and links_blob(c, owner_id, digest):
                 return
-            refuse_over(row, size)
+            refuse_over(c, row, size)
 
     async def set_quota(self, owner_id: int, quota: int | None, warn_percent: int | None) -> None:
         """Set (or with None, remove) the namespace's quota and warning threshold."""
