@@ -97,9 +97,12 @@ def links_blob(c: sa.Connection, owner_id: int, digest: str) -> bool:
 def refuse_over(c: sa.Connection, row: NamespaceQuota, adds: int) -> None:
     """Raise QuotaExceeded if ``adds`` more bytes would take the namespace past its quota."""
     if row.quota is not None and adds > 0 and row.used + adds > row.quota:
-        login = row.login or c.execute(
-            sa.select(accounts.c.login).where(accounts.c.id == row.owner_id)
-        ).scalar_one()
+        login = (
+            row.login
+            or c.execute(
+                sa.select(accounts.c.login).where(accounts.c.id == row.owner_id)
+            ).scalar_one()
+        )
         raise QuotaExceeded(login, used=row.used, limit=row.quota, adds=adds)
 
 
