@@ -28,6 +28,8 @@ def test_pages_show_storage_and_the_quota_to_whom_they_may(server: Any) -> None:
         .user(OTHER, OTHER_PASSWORD)
         .add("token", "create", "--user", OWNER, "--scopes", "write:packages")
         .add("quota", "set", OWNER, "10MB", "--warn", "90")
+        .add("org", "create", "usyorg", "--owner", OWNER)
+        .add("quota", "set", "usyorg", "2GB")
         .run(server)
     )
     registry = httpx.Client(base_url=server.url, auth=(OWNER, outputs[2]), timeout=30)
@@ -52,3 +54,8 @@ def test_pages_show_storage_and_the_quota_to_whom_they_may(server: Any) -> None:
     assert 'id="namespace-quota"' not in theirs
     anonymous = httpx.get(f"{server.url}/users/{OWNER}/packages", timeout=30).text
     assert 'id="namespace-quota"' not in anonymous and package_stored not in anonymous
+
+    # The organization's settings page shows its owner the quota.
+    settings = web.get("/orgs/usyorg/settings/packages")
+    assert settings.status_code == 200
+    assert 'id="namespace-quota">Quota: 0 B used of 2.0 GB (0.0%)' in settings.text, settings.text
