@@ -43,6 +43,7 @@ from cargobay.services.immutability import ImmutableTagService
 from cargobay.services.jobs import JobRunner
 from cargobay.services.manifests import ManifestService
 from cargobay.services.packages import PackageService
+from cargobay.services.quotas import QuotaService
 from cargobay.services.registry import Registry
 from cargobay.services.retention import RetentionService
 from cargobay.services.signin import SignIn
@@ -117,6 +118,7 @@ def build_registry(
     store: BlobStore,
     events: EventBus | None = None,
 ) -> Registry:
+    quotas = QuotaService(metadata.quotas, metadata.accounts)
     return Registry(
         blobs=BlobService(store, metadata.blobs),
         uploads=UploadService(
@@ -126,6 +128,7 @@ def build_registry(
             max_blob_size=settings.max_blob_size,
             timeout=settings.upload_timeout,
             max_sessions=settings.max_upload_sessions,
+            quotas=quotas,
         ),
         manifests=ManifestService(
             metadata.manifests,
@@ -136,6 +139,7 @@ def build_registry(
         ),
         downloads=DownloadCounter(metadata.manifests),
         max_page_size=settings.max_page_size,
+        quotas=quotas,
     )
 
 
@@ -307,8 +311,9 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         "immutability": ImmutableTagService(packages, metadata.package_records, metadata.immutable),
         "retention": retention,
         "usage": UsageService(
-            packages, metadata.package_records, metadata.accounts, metadata.usage
+            packages, metadata.package_records, metadata.accounts, metadata.usage, metadata.quotas
         ),
+        "quotas": registry.quotas,
         "signin": signin,
         "trusted_publishing": trusted_publishing,
         "audit": audit,

@@ -150,6 +150,35 @@ class Denied(CargobayError):
         self.challenge = challenge
 
 
+def format_bytes(n: int) -> str:
+    """A size as docker prints it (decimal units): ``9.5 GB``, ``800 MB``, ``512 B``."""
+    value = float(n)
+    for unit in ("B", "kB", "MB", "GB", "TB"):
+        if value < 1000 or unit == "TB":
+            if unit == "B":
+                return f"{n} B"
+            digits = 0 if value >= 100 else 1 if value >= 10 else 2  # 3 significant digits
+            text = f"{value:.{digits}f}"
+            return f"{text.rstrip('0').rstrip('.') if digits else text} {unit}"
+        value /= 1000
+    return f"{n} B"
+
+
+class QuotaExceeded(Denied):
+    """the namespace's storage quota does not allow this push"""
+
+    def __init__(self, namespace: str, *, used: int, limit: int, adds: int) -> None:
+        super().__init__(
+            f"storage quota exceeded: namespace {namespace} uses {format_bytes(used)} of its"
+            f" {format_bytes(limit)} quota; this push adds {format_bytes(adds)}",
+            {"namespace": namespace, "used": used, "quota": limit, "adds": adds},
+        )
+        self.namespace = namespace
+        self.used = used
+        self.limit = limit
+        self.adds = adds
+
+
 class Unavailable(CargobayError):
     """a backing service is unavailable"""
 

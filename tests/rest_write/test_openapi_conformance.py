@@ -70,6 +70,10 @@ OTHER_ROUTES = {
     "/orgs/{org}/audit-log": {"get"},
     "/user/audit-log": {"get"},
     "/admin/audit-log": {"get"},
+    "/user/packages/usage": {"get"},
+    "/users/{username}/packages/usage": {"get"},
+    "/orgs/{org}/packages/usage": {"get"},
+    "/admin/namespaces/{owner}/quota": {"get", "put", "delete"},
 }
 #: Webhook routes, under each of /orgs/{org}, /user and /admin.
 HOOK_ROUTES = {
@@ -225,6 +229,7 @@ def body_for(method: str, template: str) -> dict[str, Any] | None:
         ("/user/tokens", {"scopes": ["read:packages"]}),
         ("/orgs/{org}", {"inherit_access_default": True}),
         ("/suspended", {}),
+        ("/quota", {"quota": "10GB", "warn_percent": 80}),
     ]
     for needle, body in bodies:
         if needle in template:
@@ -407,6 +412,36 @@ def test_success_answers_match_their_documented_schema(world: World, read_api: A
         ("/user/tokens", "POST", "/api/v3/user/tokens", "owner", {"scopes": ["read:packages"]}),
         ("/user/tokens", "GET", "/api/v3/user/tokens", "owner", None),
         ("/users/{username}", "GET", f"/api/v3/users/{OWNER}", None, None),
+        ("/orgs/{org}/packages/usage", "GET", f"/api/v3/orgs/{org}/packages/usage", "owner", None),
+        ("/user/packages/usage", "GET", "/api/v3/user/packages/usage", "owner", None),
+        (
+            "/users/{username}/packages/usage",
+            "GET",
+            f"/api/v3/users/{OWNER}/packages/usage",
+            "outsider",
+            None,
+        ),
+        (
+            "/admin/namespaces/{owner}/quota",
+            "PUT",
+            f"/api/v3/admin/namespaces/{org}/quota",
+            "admin",
+            {"quota": "10GB", "warn_percent": 80},
+        ),
+        (
+            "/admin/namespaces/{owner}/quota",
+            "GET",
+            f"/api/v3/admin/namespaces/{org}/quota",
+            "admin",
+            None,
+        ),
+        (
+            "/admin/namespaces/{owner}/quota",
+            "DELETE",
+            f"/api/v3/admin/namespaces/{org}/quota",
+            "admin",
+            None,
+        ),
     ]
     for template, method, url, actor, body in calls:
         resp = world.rest(actor, method, url, body)

@@ -2,14 +2,13 @@
 
 ``serve``/``migrate`` run the registry (:mod:`.serving`); ``gc`` collects garbage (:mod:`.gc`);
 ``fsck`` checks metadata against storage (:mod:`.fsck`); ``backup``/``restore`` copy the
-embedded default (:mod:`.backup`);
-``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls init`` makes a local CA and certificate
-(:mod:`.tls`); the operator groups (``user``, ``org``, ``team``, ``repo``, ``token``,
-``package``, ``immutable-tags``, ``retention``, ``audit``, ``usage``, ``webhook``) act on the
-configured registry through the services (:mod:`.common` resolves settings exactly as ``serve``
-does and runs a use case); ``config`` shows and checks the settings; ``systemd-unit`` prints a
-service unit. Every mistake ends with one line on stderr and a non-zero exit (2 for
-configuration).
+embedded default (:mod:`.backup`); ``ci-login`` signs a CI job in (:mod:`.ci_login`); ``tls
+init`` makes a local CA and certificate (:mod:`.tls`); the operator groups (``user``, ``org``,
+``team``, ``repo``, ``token``, ``package``, ``immutable-tags``, ``retention``, ``audit``,
+``usage``, ``quota``, ``webhook``) act on the configured registry through the services
+(:mod:`.common` resolves settings exactly as ``serve`` does and runs a use case); ``config``
+shows and checks the settings; ``systemd-unit`` prints a service unit. Every mistake ends with
+one line on stderr and a non-zero exit (2 for configuration).
 """
 
 from __future__ import annotations
@@ -28,6 +27,7 @@ from cargobay.cli import (
     immutable,
     orgs,
     packages,
+    quota,
     repos,
     retention,
     serving,
@@ -87,6 +87,7 @@ for _name, _group in (
     ("immutable-tags", immutable.immutable_cli),
     ("retention", retention.retention_cli),
     ("webhook", webhooks.webhook_cli),
+    ("quota", quota.quota_cli),
 ):
     cli.add_typer(_group, name=_name)
 

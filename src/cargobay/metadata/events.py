@@ -35,6 +35,7 @@ class Action(StrEnum):
     TOKEN_EXCHANGED = "workflow_token.exchanged"
     SIGN_IN_FAILED = "user.failed_login"
     GC_RUN = "registry.gc_run"
+    QUOTA_WARNING = "registry.quota_warning"
 
 
 @dataclass(frozen=True, slots=True)

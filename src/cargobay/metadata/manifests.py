@@ -9,7 +9,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, VersionInUse
-from cargobay.metadata import blobrows, immutability
+from cargobay.metadata import blobrows, immutability, quota
 from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManifest
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.events import Event
@@ -136,6 +136,9 @@ class SqlManifestStore:
                 ).scalar()
             if inserted is not None:
                 manifest_id = inserted
+                owner_id = quota.owner_of(c, repository_id)
+                if owner_id is not None:  # a new version's bytes are the namespace's now
+                    quota.charge(c, quota.lock(c, self.db, owner_id), len(manifest.content))
                 refs = [
                     {"manifest_id": manifest_id, "kind": "blob", "digest": d}
                     for d in set(manifest.blobs)

@@ -11,6 +11,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cargobay.errors import Conflict
+from cargobay.metadata import quota
 from cargobay.metadata.base import Grant, PackageRecord, Purged, VersionRecord
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.events import Event
@@ -548,6 +549,24 @@ class SqlPackageStore:
                 ).scalars()
             )
             candidates: set[str] = set()
+            # Namespaces whose usage this purge lowers: recounted before it commits.
+            touched = set(
+                c.execute(
+                    sa.select(repositories.c.owner_id).where(
+                        sa.or_(
+                            repositories.c.deleted_at < before,
+                            repositories.c.id.in_(
+                                sa.select(manifests.c.repository_id).where(
+                                    manifests.c.deleted_at < before
+                                )
+                            ),
+                        )
+                    )
+                ).scalars()
+            )
+            # Locked first (as links and unlinks lock them before touching a link): no deadlock.
+            for owner_id in sorted(o for o in touched if o is not None):
+                quota.lock(c, self.db, owner_id)
             for package_id in package_ids:
                 candidates |= set(
                     c.execute(
@@ -620,6 +639,7 @@ class SqlPackageStore:
                 ).scalars()
             )
             unreferenced = sorted(candidates - linked)
+            quota.recount(c, self.db, touched)
             at = now()
             for digest in unreferenced:
                 c.execute(

@@ -251,6 +251,20 @@ blobs = sa.Table(
     sa.Index("ix_blobs_state", "state"),
 )
 
+#: Storage a namespace (user or organization) uses, kept up to date in the transactions that
+#: link and unlink its blobs and add and drop its manifests (each blob once, plus manifest
+#: bytes: what ``cargobay usage OWNER`` shows as stored), and its quota set by a site admin.
+#: ``quota``: bytes, NULL for none; ``warn_percent``: the share of it that warns.
+namespace_usage = sa.Table(
+    "namespace_usage",
+    metadata,
+    sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), primary_key=True),
+    sa.Column("used", sa.BigInteger, nullable=False, server_default="0"),
+    sa.Column("quota", sa.BigInteger, nullable=True),
+    sa.Column("warn_percent", sa.Integer, nullable=True),
+    sa.Column("updated_at", TS, nullable=False),
+)
+
 #: Tag patterns (globs) that make a package's tags immutable: once such a tag names a version
 #: it can't be moved to another or deleted (pushing the same version again is fine).
 immutable_tag_rules = sa.Table(

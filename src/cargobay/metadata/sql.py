@@ -14,7 +14,7 @@ import sqlalchemy as sa
 from limits.aio.storage import Storage
 
 from cargobay.errors import TooManyUploads, Unavailable
-from cargobay.metadata import blobrows
+from cargobay.metadata import blobrows, quota
 from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
@@ -79,11 +79,18 @@ class SqlBlobLinkStore:
         self, c: sa.Connection, repository: RepositoryName, digest: Digest, size: int
     ) -> None:
         repository_id = self.db.ensure_repository(c, repository)
-        c.execute(
+        owner_id = quota.owner_of(c, repository_id)
+        # The namespace's row first: whether the blob is new to it, and the room for it, are
+        # decided by one transaction at a time.
+        namespace = quota.lock(c, self.db, owner_id) if owner_id is not None else None
+        adds = 0 if namespace is None or quota.links_blob(c, namespace.owner_id, digest) else size
+        inserted = c.execute(
             self.db._insert(blob_links)
             .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
             .on_conflict_do_nothing(index_elements=["repository_id", "digest"])
-        )
+        ).rowcount
+        if namespace is not None and inserted:
+            quota.charge(c, namespace, adds)
         # Linked again: if it becomes garbage later, its grace period starts then.
         c.execute(sa.delete(unreferenced_blobs).where(unreferenced_blobs.c.digest == digest))
 
@@ -109,11 +116,25 @@ class SqlBlobLinkStore:
             repository_id = self.db.repository_id(c, repository)
             if repository_id is None:
                 return False
+            owner_id = quota.owner_of(c, repository_id)
+            namespace = quota.lock(c, self.db, owner_id) if owner_id is not None else None
+            size = c.execute(
+                sa.select(blob_links.c.size).where(
+                    blob_links.c.repository_id == repository_id, blob_links.c.digest == digest
+                )
+            ).scalar()
             result = c.execute(
                 sa.delete(blob_links).where(
                     blob_links.c.repository_id == repository_id, blob_links.c.digest == digest
                 )
             )
+            if (
+                namespace is not None
+                and size is not None
+                and result.rowcount
+                and not quota.links_blob(c, namespace.owner_id, digest)
+            ):
+                quota.charge(c, namespace, -int(size), enforce=False)
             if (
                 result.rowcount
                 and not c.execute(
@@ -212,6 +233,7 @@ class SqlMetadata:
         from cargobay.metadata.immutability import SqlImmutableTagStore
         from cargobay.metadata.outbox import SqlEventLog
         from cargobay.metadata.packages import SqlPackageStore
+        from cargobay.metadata.quota import SqlQuotaStore
         from cargobay.metadata.retention import SqlRetentionStore
         from cargobay.metadata.trust import SqlTrustStore
         from cargobay.metadata.usage import SqlUsageStore
@@ -226,6 +248,7 @@ class SqlMetadata:
         self.immutable = SqlImmutableTagStore(db)
         self.retention = SqlRetentionStore(db)
         self.usage = SqlUsageStore(db)
+        self.quotas = SqlQuotaStore(db)
         self.trust = SqlTrustStore(db)
         self.events = SqlEventLog(db)
         from cargobay.metadata.webhooks import SqlWebhookStore

@@ -56,6 +56,13 @@ class SqlUsageStore:
     async def for_package(self, package_id: int) -> Usage:
         return self._usage(":package", {"package": package_id})
 
+    async def for_packages(self, package_ids: list[int]) -> Usage:
+        """The packages together: a blob several of them link is counted once."""
+        if not package_ids:
+            return Usage(0, 0, 0, 0)
+        params = {f"p{i}": package_id for i, package_id in enumerate(package_ids)}
+        return self._usage(", ".join(f":{key}" for key in params), params)
+
     async def for_owner(self, owner_id: int) -> Usage:
         """Every package of the owner, deleted ones not purged yet included; a blob several
         packages link is stored once."""

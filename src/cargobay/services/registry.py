@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from cargobay.services.blobs import BlobService
 from cargobay.services.downloads import DownloadCounter
 from cargobay.services.manifests import ManifestService
+from cargobay.services.quotas import QuotaService
 from cargobay.services.uploads import UploadService
 
 
@@ -17,3 +18,4 @@ class Registry:
     manifests: ManifestService
     downloads: DownloadCounter
     max_page_size: int
+    quotas: QuotaService | None = None

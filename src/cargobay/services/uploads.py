@@ -10,10 +10,18 @@ import logging
 from collections.abc import AsyncIterable, Awaitable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Protocol
 
 import anyio
 
-from cargobay.errors import BlobUploadUnknown, CargobayError, DigestInvalid, TooLarge, Unavailable
+from cargobay.errors import (
+    BlobUploadUnknown,
+    CargobayError,
+    DigestInvalid,
+    QuotaExceeded,
+    TooLarge,
+    Unavailable,
+)
 from cargobay.metadata.base import BlobLinkStore, UploadStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
@@ -25,6 +33,12 @@ log = logging.getLogger(__name__)
 #: How long an upload waits for the garbage collector to finish removing the same bytes.
 PIN_WAIT = 0.1
 PIN_ATTEMPTS = 300
+
+
+class QuotaCheck(Protocol):
+    async def precheck(self, repository: str, digest: str | None, size: int) -> None:
+        """Raise QuotaExceeded if the namespace of ``repository`` has no room for ``size``
+        more bytes (none needed if it links blob ``digest`` already)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,8 +70,11 @@ class UploadService:
         max_blob_size: int,
         timeout: float,
         max_sessions: int | None = None,
+        quotas: QuotaCheck | None = None,
     ) -> None:
         self.store = store
+        #: Namespaces' storage quotas (None: not checked before the commit's own check).
+        self.quotas = quotas
         self.uploads = uploads
         self.links = links
         self.max_blob_size = max_blob_size
@@ -108,9 +125,20 @@ class UploadService:
         *,
         start: int | None,
         length: int | None,
+        digest: Digest | None = None,
     ) -> UploadStatus:
-        """Append a chunk (``start`` given: it must be the current size) or a stream."""
+        """Append a chunk (``start`` given: it must be the current size) or a stream. A chunk
+        whose declared size would take the namespace past its quota is refused (QuotaExceeded)
+        before anything is read, and the upload is discarded (``digest``: the blob's, when this is
+        the last chunk; nothing counts if the namespace links it already)."""
         await self._check(repository, upload_id)
+        if self.quotas is not None and length is not None:
+            before = start if start is not None else await self.store.upload_size(upload_id)
+            try:
+                await self.quotas.precheck(repository, digest, before + length)
+            except QuotaExceeded:
+                await _quietly(self._discard(upload_id), "discarding an upload over quota")
+                raise
         await self.uploads.touch(upload_id)
         try:
             size = await self.store.append(
@@ -142,16 +170,32 @@ class UploadService:
         On a digest mismatch the session is discarded and nothing is stored.
         """
         if chunks is not None:
-            await self.append(repository, upload_id, chunks, start=start, length=length)
+            await self.append(
+                repository, upload_id, chunks, start=start, length=length, digest=digest
+            )
         else:
             await self._check(repository, upload_id)
-        await self._pin(digest, await self.store.upload_size(upload_id))
+        uploaded = await self.store.upload_size(upload_id)
+        if self.quotas is not None:
+            try:
+                await self.quotas.precheck(repository, digest, uploaded)
+            except QuotaExceeded:
+                await _quietly(self._discard(upload_id), "discarding an upload over quota")
+                raise
+        await self._pin(digest, uploaded)
         try:
             size = await self.store.commit(upload_id, digest)
         except DigestInvalid:
             await _quietly(self._discard(upload_id), "discarding an upload of the wrong digest")
             raise
-        await self.links.link(repository, digest, size)
+        try:
+            # Checks the quota again, under the namespace's lock: the one that counts.
+            await self.links.link(repository, digest, size)
+        except QuotaExceeded:
+            # Refused: the session goes; the bytes, linked nowhere, go with the next
+            # collection (another push may be storing the same ones right now).
+            await _quietly(self.uploads.delete(upload_id), "forgetting an upload over quota")
+            raise
         await self.uploads.delete(upload_id)
         return size
 
@@ -172,7 +216,11 @@ class UploadService:
         length: int | None,
         owner: str = "",
     ) -> int:
-        """A monolithic upload: the whole blob in one request. Nothing is kept on failure."""
+        """A monolithic upload: the whole blob in one request. Nothing is kept on failure;
+        with ``length`` known, a blob over the namespace's quota is refused before anything is
+        read."""
+        if self.quotas is not None and length is not None:
+            await self.quotas.precheck(repository, digest, length)
         status = await self.start(repository, owner)
         try:
             return await self.finish(repository, status.id, digest, chunks, length=length)

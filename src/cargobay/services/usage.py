@@ -1,14 +1,33 @@
 """Storage used by packages and namespaces (see :mod:`cargobay.metadata.usage`): anyone who
-sees a package sees its size; namespaces' totals are for the operator (``cargobay usage``)."""
+sees a package sees its size; a namespace's figures cover the packages the caller sees, and
+its counter and quota are shown to those who administer it (the user, an organization's
+owners, site administrators) and to the operator (``cargobay usage``, ``cargobay quota``)."""
 
 from __future__ import annotations
 
-from cargobay.auth.principal import Principal
+from dataclasses import dataclass
+
+from cargobay.auth.principal import Kind, Principal
 from cargobay.errors import NotFound
 from cargobay.metadata.accounts import SqlAccountStore
 from cargobay.metadata.packages import SqlPackageStore
+from cargobay.metadata.quota import SqlQuotaStore
 from cargobay.metadata.usage import SqlUsageStore, Usage
-from cargobay.services.packages import PackageService
+from cargobay.services.packages import PackageService, Page
+from cargobay.services.quotas import QuotaView
+
+#: Every package of a namespace on one page.
+_ALL = Page(1, 2**31)
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceUsage:
+    namespace: str
+    #: The packages the caller sees, together (a blob several of them link counts once).
+    usage: Usage
+    packages: int
+    #: The namespace's counter and quota: only for those who administer it.
+    quota: QuotaView | None
 
 
 class UsageService:
@@ -18,12 +37,14 @@ class UsageService:
         records: SqlPackageStore,
         accounts: SqlAccountStore,
         usage: SqlUsageStore,
+        quotas: SqlQuotaStore | None = None,
     ) -> None:
         """``packages`` checks who sees what; the operator's commands go without it."""
         self.packages = packages
         self.records = records
         self.accounts = accounts
         self.usage = usage
+        self.quotas = quotas
 
     async def package(
         self, principal: Principal, owner: str, owner_type: str | None, package_name: str
@@ -31,6 +52,34 @@ class UsageService:
         assert self.packages is not None
         found = await self.packages.get(principal, owner, owner_type, package_name)
         return await self.usage.for_package(found.id)
+
+    async def namespace(
+        self, principal: Principal, owner: str, owner_type: str | None
+    ) -> NamespaceUsage:
+        """What the namespace's packages the caller sees use; private packages the caller
+        can't read are left out, so their sizes never show."""
+        assert self.packages is not None
+        visible, count = await self.packages.list_packages(
+            principal, owner, owner_type, visibility=None, page=_ALL
+        )
+        owner_id = await self.packages.owner(owner, owner_type)
+        usage = await self.usage.for_packages([p.id for p in visible])
+        quota = None
+        if self.quotas is not None and await self.administers(principal, owner_id):
+            row = await self.quotas.get(owner_id)
+            if row is not None:
+                quota = QuotaView(row.login, row.used, row.quota, row.warn_percent)
+        account = await self.accounts.by_id(owner_id)
+        login = account.login if account is not None else owner.lower()
+        return NamespaceUsage(login, usage, count, quota)
+
+    async def administers(self, principal: Principal, owner_id: int) -> bool:
+        """Whether the caller may see the namespace's totals and quota."""
+        if principal.kind is not Kind.USER or principal.user_id is None:
+            return False
+        if principal.site_admin or principal.user_id == owner_id:
+            return True
+        return await self.accounts.org_role(owner_id, principal.user_id) == "owner"
 
     async def operator_usage(self, name: str) -> Usage:
         """``OWNER/PACKAGE`` (a package) or ``OWNER`` (every package of a user or org)."""

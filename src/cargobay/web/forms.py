@@ -15,6 +15,7 @@ from cargobay.oci.numbers import parse_id
 from cargobay.services.administration import Administration
 from cargobay.services.signin import Session
 from cargobay.web.app import SESSION_COOKIE, Web, form_handler, page
+from cargobay.web.usage import namespace_usage
 
 SCOPES = [s.value for s in Scope]
 EXPIRIES = {"7d": "7 days", "30d": "30 days", "90d": "90 days", "": "No expiration"}
@@ -294,7 +295,11 @@ async def org_settings_page(request: Request, web: Web) -> Response:
     return web.render(
         request,
         "org_settings.html",
-        {"org": account, "message": request.query_params.get("done", "")[:100]},
+        {
+            "org": account,
+            "message": request.query_params.get("done", "")[:100],
+            **await namespace_usage(web, await web.viewer(request), org, "Organization"),
+        },
     )
 
 

@@ -17,6 +17,7 @@ from cargobay.oci import mediatypes as mt
 from cargobay.oci.numbers import parse_id, parse_unsigned
 from cargobay.services.packages import Page
 from cargobay.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Web, page, web_of
+from cargobay.web.usage import namespace_usage, package_usage
 
 OWNER_TYPES = {"orgs": "Organization", "users": "User"}
 VERSION_FILTERS = ("all", "tagged", "untagged", "deleted")
@@ -139,6 +140,7 @@ async def packages_list(request: Request, web: Web) -> Response:
             "query": query,
             "deleted": deleted,
             "is_org_owner": is_org_owner,
+            **await namespace_usage(web, viewer, owner, owner_type),
         },
     )
 
@@ -205,6 +207,7 @@ async def package_page(request: Request, web: Web) -> Response:
             "pull_ref": f":{pull_tag}" if pull_tag else (f"@{shown.digest}" if shown else ""),
             "is_admin": role >= Role.ADMIN,
             "html_url": web.packages.package_html_url(package),
+            **await package_usage(web, viewer, owner, owner_type, package.package_name),
         },
     )
 

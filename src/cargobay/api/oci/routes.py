@@ -40,6 +40,7 @@ from cargobay.services.access import AccessService
 from cargobay.services.events import bind_principal
 from cargobay.services.manifests import parse_reference
 from cargobay.services.packages import PackageService
+from cargobay.services.quotas import WARNING_HEADER
 from cargobay.services.registry import Registry
 
 Handler = Callable[[Request], Awaitable[Response]]
@@ -132,6 +133,14 @@ def blob_created(name: str, digest: str) -> Response:
     )
 
 
+async def quota_warned(request: Request, name: str, response: Response) -> Response:
+    """A push's response, with the namespace's quota warning once it is past its threshold."""
+    quotas = registry(request).quotas
+    if quotas is not None and (warning := await quotas.warning(name)):
+        response.headers[WARNING_HEADER] = warning
+    return response
+
+
 def page_size(request: Request, maximum: int) -> int:
     raw = request.query_params.get("n")
     if raw is None or raw == "":
@@ -208,14 +217,14 @@ async def upload_start(request: Request, name: RepositoryName) -> Response:
         # A source the caller can't read falls back to an upload session, like a missing blob.
         mounted = readable and await reg.blobs.mount(name, digest, source_name)
         if mounted:
-            return blob_created(name, digest)
+            return await quota_warned(request, name, blob_created(name, digest))
     elif params.get("digest") is not None:
         body = Body(request)
         async with body.draining_on_error():
             digest = parse_digest(params["digest"])
             owner = (await principal(request)).key
             await reg.uploads.upload(name, digest, body, content_length(request), owner)
-        return blob_created(name, digest)
+        return await quota_warned(request, name, blob_created(name, digest))
     status = await reg.uploads.start(name, (await principal(request)).key)
     return Response(status_code=202, headers=upload_headers(name, status.id, 0))
 
@@ -271,7 +280,7 @@ async def upload_session(request: Request, name: RepositoryName) -> Response:
         digest = parse_digest(raw_digest)
         chunks = None if length == 0 else body  # no Content-Length: a chunked body may follow
         await reg.uploads.finish(name, upload_id, digest, chunks, start=start, length=length)
-    return blob_created(name, digest)
+    return await quota_warned(request, name, blob_created(name, digest))
 
 
 # -- manifests --------------------------------------------------------------------------------
@@ -304,7 +313,7 @@ async def manifest(request: Request, name: RepositoryName) -> Response:
         }
         if pushed.subject:
             headers["OCI-Subject"] = pushed.subject
-        return Response(status_code=201, headers=headers)
+        return await quota_warned(request, name, Response(status_code=201, headers=headers))
     if method == "DELETE":
         ref = parse_reference(reference)
         if is_digest(ref):

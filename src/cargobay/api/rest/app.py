@@ -163,6 +163,7 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
         audit,
         immutability,
         packages,
+        quotas,
         retention,
         trust,
         usage,
@@ -232,6 +233,7 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
     app.include_router(immutability.router)
     app.include_router(retention.router)
     app.include_router(usage.router)
+    app.include_router(quotas.router)
     app.include_router(accounts.router)
     app.include_router(trust.router)
     app.include_router(audit.router)
