@@ -199,6 +199,9 @@ def start_isolated(root: Path, mode: str = "direct", **settings: Any) -> Deploym
     public_port = free_port()
     env = {f"CARGOBAY_{k.upper()}": str(v) for k, v in settings.items()}
     env["CARGOBAY_HOSTNAME"] = site
+    # SIGHUP restarts the workers, each given up to shutdown_timeout to finish what it serves
+    # (clients of earlier tests may still hold keep-alive connections): keep that short here.
+    env.setdefault("CARGOBAY_SHUTDOWN_TIMEOUT", "5")
     cmd = [sys.executable, "-m", "cargobay", "serve", "--host", "127.0.0.1"]
     cmd += ["--data-dir", str(data_dir), "--hostname", site]
     deployment = Deployment(mode, site, registry, public_port, tls_dir, data_dir, env)
