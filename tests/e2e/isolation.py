@@ -183,6 +183,10 @@ def _wait(deployment: Deployment, timeout: float = 60) -> None:
     raise RuntimeError(f"not ready:\n{deployment.log()}")
 
 
+def _block_server_signals() -> None:
+    signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGHUP, signal.SIGTERM})
+
+
 def start_isolated(root: Path, mode: str = "direct", **settings: Any) -> Deployment:
     """Start a deployment under ``root`` whose names already resolve (see
     :func:`hosts_entries`); ``settings`` become ``CARGOBAY_*`` variables."""
@@ -247,6 +251,9 @@ def start_isolated(root: Path, mode: str = "direct", **settings: Any) -> Deploym
         stdout=log.open("ab"),
         stderr=subprocess.STDOUT,
         start_new_session=True,
+        # As some supervisors do: the server must unblock the signals it acts on (SIGHUP
+        # reloads the certificate) rather than inherit a mask that silently drops them.
+        preexec_fn=_block_server_signals,
     )
     deployment.processes.append(server)
     try:

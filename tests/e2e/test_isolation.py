@@ -386,5 +386,5 @@ def test_sighup_serves_a_renewed_certificate(deployment: Deployment, tmp_path: P
                 break
         time.sleep(0.5)
     assert before != new
-    assert served().serial_number == new
+    assert served().serial_number == new, f"still the old certificate:\n{deployment.log()[-3000:]}"
     assert deployment.processes[-1].poll() is None

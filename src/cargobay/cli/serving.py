@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+import signal
 import socket
 import subprocess
 import sys
@@ -207,11 +208,19 @@ def _metrics(settings: Settings) -> Iterator[None]:
         shutil.rmtree(directory, ignore_errors=True)
 
 
+#: The signals the server acts on: stop (SIGTERM, SIGINT) and reload the certificate (SIGHUP).
+SERVER_SIGNALS = frozenset({signal.SIGTERM, signal.SIGINT, signal.SIGHUP})
+
+
 def _granian(settings: Settings) -> None:
     from granian import Granian
     from granian.constants import Interfaces
     from granian.log import LogLevels
 
+    # A supervisor may start the server with these signals blocked (the mask is inherited
+    # across exec, and installing a handler does not unblock): `systemctl reload` and
+    # `kill -HUP` would then be silently ignored.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, SERVER_SIGNALS)
     Granian(
         "cargobay.server:worker_app",
         factory=True,
