@@ -450,3 +450,15 @@ def s3_bucket(s3_service: S3Service) -> Iterator[str]:
     except Exception as e:  # a bucket the test never created, or already removed
         if "NoSuchBucket" not in str(e):
             raise
+
+
+# -- parallel runs (pytest-xdist, ``--dist loadgroup``) -----------------------------------------
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Keep each module on one worker (its module-scoped servers start once), and every test
+    on S3 on one worker (one Ceph RGW per run, not one per worker)."""
+    for item in items:
+        fixtures = getattr(item, "fixturenames", ())
+        group = "s3" if "s3_service" in fixtures else item.nodeid.split("::", 1)[0]
+        item.add_marker(pytest.mark.xdist_group(group))

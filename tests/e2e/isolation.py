@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import secrets
 import shutil
@@ -39,19 +40,34 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+#: Held while ``/etc/hosts`` is changed: parallel test workers edit it too.
+HOSTS_LOCK = Path("/tmp/cargobay-test-hosts.lock")
+
+
+@contextlib.contextmanager
+def _hosts_locked() -> Iterator[None]:
+    with HOSTS_LOCK.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 @contextlib.contextmanager
 def hosts_entries(*names: str) -> Iterator[None]:
     """``names`` resolve to 127.0.0.1 (through ``/etc/hosts``) inside the block."""
     marker = f"# cargobay-test {secrets.token_hex(4)}"
     line = f"127.0.0.1 {' '.join(names)} {marker}\n"
-    with HOSTS.open("a") as hosts:
+    with _hosts_locked(), HOSTS.open("a") as hosts:
         hosts.write(line)
     try:
         yield
     finally:
         # Rewritten in place (the file may be a bind mount): only this run's line goes.
-        kept = [entry for entry in HOSTS.read_text().splitlines(True) if marker not in entry]
-        HOSTS.write_text("".join(kept))
+        with _hosts_locked():
+            kept = [entry for entry in HOSTS.read_text().splitlines(True) if marker not in entry]
+            HOSTS.write_text("".join(kept))
 
 
 def unique_hostname() -> str:
