@@ -12,11 +12,11 @@ sealing existed (no ``sealed:`` prefix) open as they are, and are stale too.
 from __future__ import annotations
 
 import hashlib
-import os
-import secrets
 from pathlib import Path
 
 from cryptography.fernet import Fernet, InvalidToken
+
+from cargobay.auth.keyfiles import read_or_create
 
 PREFIX = "sealed:v1:"
 
@@ -61,29 +61,9 @@ class SecretBox:
 
 
 def load_or_create_keys(path: Path) -> SecretBox:
-    """The box of the key file at ``path``, created (0600, one new key) if missing. Safe to
-    race: the file is written whole to a temporary name and linked into place, so a reader
-    never sees a partial file, and of two creators the first link wins."""
-    try:
-        return _parse(path.read_text())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    text = Fernet.generate_key().decode() + "\n"
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temporary, path)
-        except FileExistsError:
-            return _parse(path.read_text())
-    finally:
-        temporary.unlink(missing_ok=True)
-    return _parse(text)
+    """The box of the key file at ``path``, created (0600, one new key) if missing (safe to
+    race: see :func:`cargobay.auth.keyfiles.read_or_create`)."""
+    return _parse(read_or_create(path, lambda: Fernet.generate_key().decode() + "\n"))
 
 
 def _parse(text: str) -> SecretBox:
