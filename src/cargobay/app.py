@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp
 
-from cargobay.api import requestlog
+from cargobay.api import requestlog, tracing
 from cargobay.api.forwarded import ForwardedHeaders
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
 from cargobay.api.hosts import HostRouter
@@ -283,6 +283,11 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     if settings.gc_interval > 0:
         jobs.add("gc", settings.gc_interval, build_gc(settings, metadata, store, registry).run_once)
     tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
+    tracer = (
+        tracing.Tracing(settings.otel_endpoint)
+        if tracing.endpoint_of(settings.otel_endpoint)
+        else None
+    )
     allowed = AllowList.parse(settings.webhook_allowed_hosts)
     box = load_or_create_keys(settings.resolved_secret_key_file)
     webhooks = Webhooks(metadata.webhooks, metadata.accounts, allowed=allowed, box=box)
@@ -306,6 +311,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             tally.flush()
         with contextlib.suppress(Exception):
             await registry.downloads.flush()
+        if tracer is not None:
+            tracer.shutdown()
         metadata.close()
 
     administration = Administration(accounts)
@@ -349,6 +356,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     if settings.access_log:
         requestlog.configure()
         app = RequestLog(app)
+    if tracer is not None:
+        app = tracer.wrap(app, metadata.engine)
     return app
 
 

@@ -171,6 +171,10 @@ class Settings(BaseSettings):
     audit_prune_interval: float = Field(default=3600.0, gt=0)
     #: One log line per request on stderr (JSON; text on a terminal), with a request id.
     access_log: bool = False
+    #: Send OpenTelemetry traces (OTLP/HTTP) to this collector base URL, e.g.
+    #: ``http://otel-collector:4318``; empty: the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` if
+    #: set, else no tracing. Needs the ``tracing`` extra.
+    otel_endpoint: str = ""
     #: Serve Prometheus metrics on this port (off when unset), on ``metrics_host`` only.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
