@@ -13,7 +13,6 @@ import ipaddress
 import secrets
 import ssl
 import threading
-from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -170,13 +169,14 @@ def trusted_ca(tls_dir: Path) -> Authority:
 
 
 @pytest.fixture(scope="module")
-def hooked(server_factory: Any, trusted_ca: Authority, tls_dir: Path) -> Iterator[Any]:
-    """A registry that trusts only ``trusted_ca`` for outgoing TLS."""
+def hooked(server_factory: Any, trusted_ca: Authority, tls_dir: Path) -> Any:
+    """A registry that trusts only ``trusted_ca`` for outgoing TLS (the variable is set for
+    the server's process only)."""
     bundle = tls_dir / "trusted.pem"
     bundle.write_bytes(trusted_ca.pem())
     with pytest.MonkeyPatch.context() as env:
         env.setenv("SSL_CERT_FILE", str(bundle))
-        yield server_factory(webhook_allowed_hosts="127.0.0.1", webhook_interval=0.2)
+        return server_factory(webhook_allowed_hosts="127.0.0.1", webhook_interval=0.2)
 
 
 def test_an_https_receiver_with_a_trusted_certificate_gets_signed_deliveries(
