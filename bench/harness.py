@@ -30,6 +30,7 @@ from pathlib import Path
 import gc_workload
 import limits
 import loadgen
+import ops_workload
 import profiling
 import report
 import tls as bench_tls
@@ -56,6 +57,7 @@ GROUPS = [
     "rss_big",
     "tls",
     "gc",
+    "ops",
 ]
 WORKER_GROUPS = GROUPS[1:8]
 
@@ -153,6 +155,7 @@ class Bench:
         self.workers_ran = False
         self.tls_ran = False
         self.gc_ran = False
+        self.ops_ran = False
         self.background = ""
 
     # -- servers ------------------------------------------------------------------
@@ -305,7 +308,7 @@ class Bench:
 
     def run_main(self) -> None:
         cfg = self.cfg
-        if not self.only - {"limits", "tls", "gc"}:
+        if not self.only - {"limits", "tls", "gc", "ops"}:
             return
         servers = [
             self.make_server("cargobay", "cargobay", "0", self.args.workers),
@@ -444,6 +447,21 @@ class Bench:
                 "",
                 gt,
             ]
+        if self.ops_ran:
+            ot, ov = ops_workload.table(self.res)
+            verdicts += ov
+            out += [
+                "",
+                "## Operations features on vs off (cargobay)",
+                "",
+                "Two cargobay servers on CPU 0, alternating: one with Prometheus metrics"
+                " (`--metrics-port`), the audit log and two site-wide webhooks (every event,"
+                " signed) delivering to a receiver in the bench process; one without metrics or"
+                " webhooks (events are written to the outbox on both: the audit log has no switch)."
+                " See `bench/ops_workload.py`.",
+                "",
+                ot,
+            ]
         if self.workers_ran:
             wt, wv = report.workers_table(self.res, "cargobay-w1", "cargobay-w2")
             verdicts += wv
@@ -528,6 +546,11 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument(
         "--gc", action="store_true", help="also push throughput beside a GC loop, and GC time"
     )
+    p.add_argument(
+        "--ops",
+        action="store_true",
+        help="also pushes and manifest GETs with metrics, audit and 2 webhooks on vs off",
+    )
     p.add_argument("--reps", type=int, help="repetitions per workload (override)")
     p.add_argument("--only", help=f"comma-separated groups: {','.join(GROUPS)}")
     p.add_argument("--workers", type=int, help="pass --workers N to the main cargobay server")
@@ -578,6 +601,9 @@ def main(argv: list[str]) -> int:
         if "gc" in bench.only and (args.gc or args.only):
             bench.gc_ran = True
             gc_workload.run_gc(bench)
+        if "ops" in bench.only and (args.ops or args.only):
+            bench.ops_ran = True
+            ops_workload.run_ops(bench)
         if "tls" in bench.only and (args.tls or args.only):
             bench.tls_ran = True
             bench_tls.run_tls(bench)

@@ -65,6 +65,8 @@ class Server:
     known_pids: set[int] = field(default_factory=set)
     #: cargobay only: serve HTTPS with a certificate from ``cargobay tls init`` made here.
     tls_dir: Path | None = None
+    #: cargobay only: settings (``CARGOBAY_*`` variables) of this server's process.
+    env: dict[str, str] = field(default_factory=dict)
 
     @property
     def tls(self) -> ssl.SSLContext | None:
@@ -175,6 +177,7 @@ class Server:
                 stdout=log,
                 stderr=subprocess.STDOUT,
                 cwd=self.data_dir.parent,
+                env={**os.environ, **self.env},
                 start_new_session=True,
             )
         deadline = time.monotonic() + timeout

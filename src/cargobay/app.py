@@ -14,7 +14,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.types import ASGIApp
 
-from cargobay.api import requestlog
+from cargobay.api import requestlog, tracing
 from cargobay.api.forwarded import ForwardedHeaders
 from cargobay.api.health import ROUTES as HEALTH_ROUTES
 from cargobay.api.hosts import HostRouter
@@ -27,6 +27,7 @@ from cargobay.auth.oidc import IdTokenVerifier
 from cargobay.auth.oidc_keys import IssuerKeys, parse_issuers
 from cargobay.auth.ratelimit import FailureLimiter, failure_storage
 from cargobay.auth.registry_tokens import RegistryTokens, load_or_create_key
+from cargobay.auth.sealing import SecretBox, load_or_create_keys
 from cargobay.metadata.engine import make_engine, pending_migrations
 from cargobay.metadata.locks import job_lock
 from cargobay.metadata.sql import SqlMetadata
@@ -212,13 +213,19 @@ def build_trusted_publishing(
 
 
 def build_webhook_delivery(
-    settings: Settings, metadata: SqlMetadata, allowed: AllowList, *, metrics: bool
+    settings: Settings,
+    metadata: SqlMetadata,
+    allowed: AllowList,
+    box: SecretBox,
+    *,
+    metrics: bool,
 ) -> WebhookDelivery:
     return WebhookDelivery(
         metadata.webhooks,
         metadata.events,
         metadata.package_records,
         Payloads(settings.public_base_url, settings.registry_address),
+        box=box,
         allowed=allowed,
         timeout=settings.webhook_timeout,
         retry_for=settings.webhook_retry_for,
@@ -276,12 +283,19 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     if settings.gc_interval > 0:
         jobs.add("gc", settings.gc_interval, build_gc(settings, metadata, store, registry).run_once)
     tally = Tally(pool_in_use(metadata.engine)) if settings.metrics_port else None
+    tracer = (
+        tracing.Tracing(settings.otel_endpoint)
+        if tracing.endpoint_of(settings.otel_endpoint)
+        else None
+    )
     allowed = AllowList.parse(settings.webhook_allowed_hosts)
-    webhooks = Webhooks(metadata.webhooks, metadata.accounts, allowed=allowed)
+    box = load_or_create_keys(settings.resolved_secret_key_file)
+    webhooks = Webhooks(metadata.webhooks, metadata.accounts, allowed=allowed, box=box)
+    jobs.add("seal-webhook-secrets", settings.webhook_interval, webhooks.seal_stored)
     jobs.add(
         "webhooks",
         settings.webhook_interval,
-        build_webhook_delivery(settings, metadata, allowed, metrics=tally is not None).run,
+        build_webhook_delivery(settings, metadata, allowed, box, metrics=tally is not None).run,
     )
     if tally is not None:
         jobs.add("flush-metrics", 1.0, tally.flush_soon, exclusive=False)
@@ -297,6 +311,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
             tally.flush()
         with contextlib.suppress(Exception):
             await registry.downloads.flush()
+        if tracer is not None:
+            tracer.shutdown()
         metadata.close()
 
     administration = Administration(accounts)
@@ -340,6 +356,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
     if settings.access_log:
         requestlog.configure()
         app = RequestLog(app)
+    if tracer is not None:
+        app = tracer.wrap(app, metadata.engine)
     return app
 
 

@@ -132,6 +132,10 @@ class Settings(BaseSettings):
     oidc_keys_refresh: float = Field(default=60.0, ge=1, le=3600)
     #: The registry-token signing key (created on first start; replicas must share it).
     token_key_file: Path | None = None
+    #: Keys that encrypt stored webhook secrets, one Fernet key a line; the first encrypts, all
+    #: decrypt (to rotate, add a new first line). Created with one key (0600) on first start;
+    #: replicas must share it. Default: ``secret-keys`` in ``data_dir``.
+    secret_key_file: Path | None = None
     #: Failed sign-ins allowed per client address and per user name in ``sign_in_window``.
     sign_in_failures: int = Field(default=10, ge=1)
     sign_in_window: float = Field(default=300.0, gt=0)
@@ -167,6 +171,10 @@ class Settings(BaseSettings):
     audit_prune_interval: float = Field(default=3600.0, gt=0)
     #: One log line per request on stderr (JSON; text on a terminal), with a request id.
     access_log: bool = False
+    #: Send OpenTelemetry traces (OTLP/HTTP) to this collector base URL, e.g.
+    #: ``http://otel-collector:4318``; empty: the standard ``OTEL_EXPORTER_OTLP_ENDPOINT`` if
+    #: set, else no tracing. Needs the ``tracing`` extra.
+    otel_endpoint: str = ""
     #: Serve Prometheus metrics on this port (off when unset), on ``metrics_host`` only.
     metrics_port: int | None = Field(default=None, ge=1, le=65535)
     metrics_host: str = "127.0.0.1"
@@ -306,6 +314,10 @@ class Settings(BaseSettings):
     @property
     def resolved_token_key_file(self) -> Path:
         return self.token_key_file or self.data_dir / "registry-token.key"
+
+    @property
+    def resolved_secret_key_file(self) -> Path:
+        return self.secret_key_file or self.data_dir / "secret-keys"
 
 
 def proxy_networks(value: str) -> list[str]:

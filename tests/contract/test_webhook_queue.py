@@ -12,7 +12,9 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
+from cryptography.fernet import Fernet
 
+from cargobay.auth.sealing import SecretBox
 from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.events import Action, Actor, Event
 from cargobay.metadata.sql import SqlMetadata
@@ -79,6 +81,7 @@ def job(meta: SqlMetadata) -> WebhookDelivery:
         meta.events,
         meta.package_records,
         Payloads("https://registry.example.com", "containers.example.com"),
+        box=SecretBox([Fernet.generate_key()]),
         allowed=AllowList.parse("127.0.0.1"),
         timeout=5,
         retry_for=3600,

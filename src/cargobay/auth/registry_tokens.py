@@ -8,7 +8,6 @@ verified tokens are remembered until they expire so the hot path skips the HMAC.
 from __future__ import annotations
 
 import hashlib
-import os
 import secrets
 import time
 import uuid
@@ -18,6 +17,7 @@ from typing import Any
 
 import jwt
 
+from cargobay.auth.keyfiles import read_or_create
 from cargobay.errors import TokenExpired, Unauthenticated
 
 ISSUER = "cargobay"
@@ -25,29 +25,9 @@ _CACHE_LIMIT = 10_000
 
 
 def load_or_create_key(path: Path) -> bytes:
-    """The signing key at ``path``, created (0600, 32 random bytes) if missing. Safe to race:
-    the key is written whole to a temporary file and linked into place, so a reader never sees
-    a partial key, and of two creators the first link wins and the other reads it."""
-    try:
-        return _parse_key(path.read_text())
-    except FileNotFoundError:
-        pass
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.{secrets.token_hex(4)}")
-    fd = os.open(temporary, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    key = secrets.token_bytes(32)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(key.hex())
-            f.flush()
-            os.fsync(f.fileno())
-        try:
-            os.link(temporary, path)  # fails if another process got there first
-        except FileExistsError:
-            return _parse_key(path.read_text())
-    finally:
-        temporary.unlink(missing_ok=True)
-    return key
+    """The signing key at ``path``, created (0600, 32 random bytes) if missing (safe to race:
+    see :func:`cargobay.auth.keyfiles.read_or_create`)."""
+    return _parse_key(read_or_create(path, lambda: secrets.token_bytes(32).hex()))
 
 
 def _parse_key(text: str) -> bytes:

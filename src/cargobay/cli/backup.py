@@ -61,7 +61,7 @@ def backup(
             database=database,
             gc=metadata.gc,
             store=FilesystemBlobStore(settings.data_dir),
-            extra_files=[settings.resolved_token_key_file],
+            extra_files=[settings.resolved_token_key_file, settings.resolved_secret_key_file],
             link=hard_link,
             progress=progress,
         )

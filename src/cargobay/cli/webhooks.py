@@ -33,11 +33,13 @@ HookId = Annotated[int, typer.Argument(help="The hook's id (see `webhook list`).
 
 
 def _build(metadata: SqlMetadata, settings: Settings) -> Webhooks:
+    from cargobay.auth.sealing import load_or_create_keys
     from cargobay.services.webhook_targets import AllowList
     from cargobay.services.webhooks import Webhooks
 
     allowed = AllowList.parse(settings.webhook_allowed_hosts)
-    return Webhooks(metadata.webhooks, metadata.accounts, allowed=allowed)
+    box = load_or_create_keys(settings.resolved_secret_key_file)
+    return Webhooks(metadata.webhooks, metadata.accounts, allowed=allowed, box=box)
 
 
 def _run(data_dir: Path | None, action: Callable[[Webhooks], Coroutine[Any, Any, T]]) -> T:

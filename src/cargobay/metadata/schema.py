@@ -383,14 +383,15 @@ sign_in_failures = sa.Table(
 )
 
 #: Webhooks of an organization or a user (``owner_id``), or of the whole site (``owner_id`` NULL).
-#: The secret is kept as given: every delivery is signed with it. It is never shown back.
+#: The secret is kept encrypted (``sealed:v1:<key id>:<token>``, see cargobay.auth.sealing):
+#: every delivery is signed with it. It is never shown back.
 webhooks = sa.Table(
     "webhooks",
     metadata,
     sa.Column("id", sa.Integer, primary_key=True, autoincrement=True),
     sa.Column("owner_id", sa.Integer, sa.ForeignKey("accounts.id"), nullable=True),
     sa.Column("url", sa.String(2048), nullable=False),
-    sa.Column("secret", sa.String(255), nullable=True),
+    sa.Column("secret", sa.String(1024), nullable=True),
     sa.Column("content_type", sa.String(8), nullable=False),
     sa.Column("events", sa.JSON, nullable=False),
     sa.Column("active", sa.Boolean, nullable=False),

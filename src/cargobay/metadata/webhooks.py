@@ -49,6 +49,7 @@ class Hook:
     #: The organization or user whose events it gets; None: every event of the site.
     owner_id: int | None
     url: str
+    #: As stored: sealed (see cargobay.auth.sealing), or plain text if stored before that.
     secret: str | None
     content_type: str
     events: tuple[str, ...]
@@ -209,6 +210,27 @@ class SqlWebhookStore:
         with self.db.write() as c:
             c.execute(sa.delete(webhook_deliveries).where(webhook_deliveries.c.hook_id == hook_id))
             return bool(c.execute(sa.delete(webhooks).where(webhooks.c.id == hook_id)).rowcount)
+
+    async def secrets(self) -> list[tuple[int, str]]:
+        """Every hook's stored secret, as ``(hook id, secret)``."""
+        with self.db.read() as c:
+            rows = c.execute(
+                sa.select(webhooks.c.id, webhooks.c.secret)
+                .where(webhooks.c.secret.is_not(None))
+                .order_by(webhooks.c.id)
+            )
+            return [(int(r.id), str(r.secret)) for r in rows]
+
+    async def replace_secret(self, hook_id: int, old: str, new: str) -> int:
+        """Store ``new`` as the hook's secret if it is still ``old``; returns 1 if it was."""
+        with self.db.write() as c:
+            return int(
+                c.execute(
+                    sa.update(webhooks)
+                    .where(webhooks.c.id == hook_id, webhooks.c.secret == old)
+                    .values(secret=new)
+                ).rowcount
+            )
 
     # -- the queue ----------------------------------------------------------------------------
 

@@ -10,9 +10,9 @@ A backup is consistent while pushes go on:
    commits its link, so each one is there. Upload sessions are left out (their rows too); a
    ``blobs`` row whose bytes were not stored yet is dropped from the copy.
 
-The backup directory holds ``cargobay.db``, ``blobs/``, the registry-token key if it lives in the
-data directory, and ``BACKUP.json`` (what was copied). ``restore`` copies it into an empty data
-directory.
+The backup directory holds ``cargobay.db``, ``blobs/``, the key files (registry-token key, the
+key encrypting webhook secrets), and ``BACKUP.json`` (what was copied). ``restore`` copies it
+into an empty data directory.
 """
 
 from __future__ import annotations
@@ -54,7 +54,7 @@ class BackupReport:
     bytes: int = 0
     hard_linked: bool = False
     database_bytes: int = 0
-    #: Files copied beside the database (the registry-token key).
+    #: Files copied beside the database (the key files).
     files: list[str] = field(default_factory=list)
     seconds: float = 0.0
 

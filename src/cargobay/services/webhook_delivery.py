@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 import anyio
 import anyio.to_thread
 
+from cargobay.auth.sealing import SealingError, SecretBox
 from cargobay.metadata.events import Event
 from cargobay.metadata.outbox import SqlEventLog
 from cargobay.metadata.packages import SqlPackageStore
@@ -64,8 +65,8 @@ def signature(secret: str, body: bytes) -> str:
     return "sha256=" + hmac.new(secret.encode(), body, hashlib.sha256).hexdigest()
 
 
-def request_of(hook: Hook, delivery: Delivery) -> tuple[bytes, dict[str, str]]:
-    """The body and headers of a delivery (signed with the hook's secret as it is now)."""
+def request_of(hook: Hook, delivery: Delivery, secret: str | None) -> tuple[bytes, dict[str, str]]:
+    """The body and headers of a delivery (signed with ``secret``: the hook's as it is now)."""
     if hook.content_type == "form":
         body = urlencode({"payload": delivery.payload}).encode()
         content_type = "application/x-www-form-urlencoded"
@@ -86,8 +87,8 @@ def request_of(hook: Hook, delivery: Delivery) -> tuple[bytes, dict[str, str]]:
         "X-GitHub-Hook-Installation-Target-Type": target,
         "X-GitHub-Hook-Installation-Target-ID": str(hook.owner_id or 0),
     }
-    if hook.secret:
-        headers["X-Hub-Signature-256"] = signature(hook.secret, body)
+    if secret:
+        headers["X-Hub-Signature-256"] = signature(secret, body)
     return body, headers
 
 
@@ -99,6 +100,7 @@ class WebhookDelivery:
         packages: SqlPackageStore,
         payloads: Payloads,
         *,
+        box: SecretBox,
         allowed: AllowList,
         timeout: float,
         retry_for: float,
@@ -112,6 +114,7 @@ class WebhookDelivery:
         self.events = events
         self.packages = packages
         self.payloads = payloads
+        self.box = box
         self.allowed = allowed
         self.timeout = timeout
         self.retry_for = timedelta(seconds=retry_for)
@@ -210,18 +213,27 @@ class WebhookDelivery:
     async def attempt(self, hook: Hook, delivery: Delivery) -> bool:
         """Send one delivery and record the outcome; True when the hook may go on with the
         next one (delivered, or given up)."""
-        body, headers = request_of(hook, delivery)
-        answer: Answer = await anyio.to_thread.run_sync(
-            functools.partial(
-                post,
-                hook.url,
-                body,
-                headers,
-                allowed=self.allowed,
-                timeout=self.timeout,
-                follow_redirects=self.follow_redirects,
+        secret: str | None = None
+        unsigned: str | None = None
+        try:
+            secret = self.box.open(hook.secret) if hook.secret else None
+        except SealingError as exc:
+            unsigned = f"the hook's secret can't be decrypted: {exc}"
+        body, headers = request_of(hook, delivery, secret)
+        if unsigned is not None:
+            answer = Answer(error=unsigned)
+        else:
+            answer = await anyio.to_thread.run_sync(
+                functools.partial(
+                    post,
+                    hook.url,
+                    body,
+                    headers,
+                    allowed=self.allowed,
+                    timeout=self.timeout,
+                    follow_redirects=self.follow_redirects,
+                )
             )
-        )
         at = datetime.now(UTC)
         attempts = delivery.attempts + 1
         values: dict[str, Any] = {

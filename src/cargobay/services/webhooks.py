@@ -1,7 +1,8 @@
 """Webhooks of an organization (its owners manage them), of a user (their own), or of the
 whole site (site administrators): saving them, reading their delivery log, redelivering.
 
-The secret is stored so deliveries can be signed; it is never handed back. A receiver URL
+The secret is stored so deliveries can be signed, encrypted at rest (see
+:mod:`cargobay.auth.sealing`); it is never handed back. A receiver URL
 naming an address webhooks may not reach is refused when saved (names are checked after
 resolution, at every delivery: see :mod:`cargobay.services.webhook_targets`).
 """
@@ -9,11 +10,13 @@ resolution, at every delivery: see :mod:`cargobay.services.webhook_targets`).
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from dataclasses import dataclass
 from typing import Any, Literal
 
 from cargobay.auth.principal import Kind, Principal
+from cargobay.auth.sealing import SealingError, SecretBox
 from cargobay.errors import NotFound, Unauthenticated
 from cargobay.metadata.accounts import SqlAccountStore
 from cargobay.metadata.webhooks import Delivery, Hook, NewDelivery, SqlWebhookStore
@@ -21,6 +24,8 @@ from cargobay.services.accounts import InvalidInput
 from cargobay.services.packages import Forbidden
 from cargobay.services.webhook_payloads import EVENT_TYPES, SUBSCRIBABLE
 from cargobay.services.webhook_targets import AllowList, check_literal
+
+log = logging.getLogger(__name__)
 
 CONTENT_TYPES = ("json", "form")
 MAX_PAGE = 100
@@ -53,11 +58,18 @@ OPERATOR = Principal(kind=Kind.USER, site_admin=True)
 
 class Webhooks:
     def __init__(
-        self, store: SqlWebhookStore, accounts: SqlAccountStore, *, allowed: AllowList
+        self,
+        store: SqlWebhookStore,
+        accounts: SqlAccountStore,
+        *,
+        allowed: AllowList,
+        box: SecretBox,
     ) -> None:
         self.store = store
         self.accounts = accounts
         self.allowed = allowed
+        self.box = box
+        self._all_sealed = False
 
     async def owner(self, principal: Principal, target: Target) -> int | None:
         """The owner id of ``target``'s hooks, if ``principal`` may manage them."""
@@ -186,6 +198,24 @@ class Webhooks:
             [NewDelivery(hook.id, None, str(uuid.uuid4()), "ping", None, payload)]
         )
 
+    async def seal_stored(self) -> int:
+        """Encrypt the secrets stored in plain text (before encryption at rest existed) or with
+        an older key; returns how many. Once all are sealed with the current key, a no-op."""
+        if self._all_sealed:
+            return 0
+        sealed = 0
+        for hook_id, stored in await self.store.secrets():
+            if not self.box.stale(stored):
+                continue
+            try:
+                fresh = self.box.seal(self.box.open(stored))
+            except SealingError as exc:
+                log.warning("webhook %d: its secret stays as it is: %s", hook_id, exc)
+                continue
+            sealed += await self.store.replace_secret(hook_id, stored, fresh)
+        self._all_sealed = True
+        return sealed
+
     def _checked(self, spec: HookSpec) -> dict[str, Any]:
         values: dict[str, Any] = {}
         if spec.url is not None:
@@ -200,7 +230,7 @@ class Webhooks:
         if spec.secret is not None:
             if len(spec.secret) > 255:
                 raise InvalidInput("config.secret is longer than 255 characters")
-            values["secret"] = spec.secret
+            values["secret"] = self.box.seal(spec.secret) if spec.secret else ""
         if spec.content_type is not None:
             if spec.content_type not in CONTENT_TYPES:
                 raise InvalidInput("config.content_type must be json or form")
