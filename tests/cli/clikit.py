@@ -9,6 +9,7 @@ import subprocess
 import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 #: Exit code of a configuration mistake.
 CONFIG = 2
@@ -72,3 +73,33 @@ def assert_one_clear_error(
     for word in words:
         assert word in done.stderr, (word, done.stderr)
     return done.stderr.strip()
+
+
+def commands_taking(option: str, fill: Mapping[str, str]) -> list[list[str]]:
+    """Every leaf ``cargobay`` command that has ``option``, as the arguments that run it (e.g.
+    ``["user", "create", "alice"]``): each required argument or option gets ``fill[its name]``
+    (``"x"`` when absent). Read from the command tree, so a new command is covered unlisted."""
+    import typer
+    from typer.core import TyperGroup
+
+    from cargobay.cli import cli
+
+    found = []
+
+    def walk(node: Any, words: list[str]) -> None:
+        if isinstance(node, TyperGroup):
+            with typer.Context(node) as ctx:
+                for name in node.list_commands(ctx):
+                    walk(node.get_command(ctx, name), [*words, name])
+            return
+        if not any(option in param.opts for param in node.params):
+            return
+        args = list(words)
+        for param in node.params:
+            if param.required:
+                flag = [param.opts[0]] if param.param_type_name == "option" else []
+                args += [*flag, fill.get(param.name, "x")]
+        found.append(args)
+
+    walk(typer.main.get_command(cli), [])
+    return found

@@ -185,6 +185,15 @@ def test_an_unknown_command_is_one_clear_error() -> None:
     assert "Traceback" not in done.stderr
 
 
+def sign_in(browser: Any, login: str, password: str) -> int:
+    """Sign in on the login page as a browser does; the status of the answer (303: signed in)."""
+    form = browser.get("/login").text
+    marker = 'name="csrf" value="'
+    csrf = form[form.index(marker) + len(marker) :].split('"', 1)[0]
+    fields = {"csrf": csrf, "next": "/", "login": login, "password": password}
+    return int(browser.post("/login", data=fields).status_code)
+
+
 @pytest.mark.skipif(
     os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference",
     reason="cargobay's own accounts",
@@ -208,13 +217,57 @@ def test_an_admin_created_without_a_password_can_be_given_one(server_factory: An
     )
     assert (done.returncode, done.stdout) == (0, f"set the password of {login}\n"), done.stderr
     with httpx.Client(base_url=server.url, follow_redirects=False, timeout=30) as http:
+        assert sign_in(http, login, "not it at all") == 401
+        assert sign_in(http, login, "a brand new passphrase") == 303
 
-        def sign_in(password: str) -> int:
-            form = http.get("/login").text
-            marker = 'name="csrf" value="'
-            csrf = form[form.index(marker) + len(marker) :].split('"', 1)[0]
-            data = {"csrf": csrf, "next": "/", "login": login, "password": password}
-            return http.post("/login", data=data).status_code
 
-        assert sign_in("not it at all") == 401
-        assert sign_in("a brand new passphrase") == 303
+@pytest.mark.skipif(
+    os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference",
+    reason="cargobay's own accounts",
+)
+def test_a_suspended_user_is_out_of_the_pages_and_the_api_until_unsuspended(
+    server_factory: Any,
+) -> None:
+    """``user suspend`` on a live registry ends the user's open web session and stops their
+    token at once; they can't sign in again. ``unsuspend`` lets them back in."""
+    import httpx
+
+    server = server_factory()
+    env = clean_env(**server.env)
+    data = ["--data-dir", str(server.data_dir)]
+    login, password = "mallory-ops", "a long enough passphrase"
+
+    def operator(*args: str, input: str = "") -> str:
+        done = cargobay(*args, *data, env=env, input=input)
+        assert done.returncode == 0, (args, done.stderr)
+        return done.stdout.strip()
+
+    operator("user", "create", login, "--password-stdin", input=password + "\n")
+    token = operator("token", "create", "--user", login, "--scopes", "read:packages")
+
+    def browser() -> httpx.Client:
+        return httpx.Client(base_url=server.url, follow_redirects=False, timeout=30)
+
+    with browser() as signed_in, browser() as newcomer, browser() as returning:
+
+        def api_status() -> int:
+            return httpx.get(
+                f"{server.url}/api/v3/user", auth=(login, token), timeout=30
+            ).status_code
+
+        assert sign_in(signed_in, login, password) == 303
+        assert signed_in.get("/settings/tokens").status_code == 200
+        assert api_status() == 200
+
+        operator("user", "suspend", login)
+        signed_out = signed_in.get("/settings/tokens")
+        assert signed_out.status_code == 303
+        assert signed_out.headers["location"].startswith("/login")
+        assert api_status() == 401
+        assert sign_in(newcomer, login, password) == 401
+        assert newcomer.get("/settings/tokens").status_code == 303
+
+        operator("user", "unsuspend", login)
+        assert api_status() == 200
+        assert sign_in(returning, login, password) == 303
+        assert returning.get("/settings/tokens").status_code == 200

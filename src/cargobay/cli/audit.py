@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, registry_settings
 
 audit_cli = typer.Typer(help="The audit log: who did what, and when.", no_args_is_help=True)
 
@@ -49,7 +49,7 @@ def audit_export(
     from cargobay.services.audit import AuditLog, entry
 
     start = parse_since(since)
-    settings = settings_for(data_dir=data_dir)
+    settings = registry_settings(data_dir)
     metadata = build_metadata(settings)
     try:
         audit = AuditLog(metadata.events, metadata.accounts, retention=settings.audit_retention)

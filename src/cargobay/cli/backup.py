@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, fail, require_registry, resolve_for, settings_for
+from cargobay.cli.common import DataDir, check_data_dir, fail, require_registry, resolve_for
 
 HardLink = Annotated[
     bool,
@@ -82,11 +82,13 @@ def restore(
     from cargobay.errors import CargobayError
     from cargobay.services import backup as service
 
-    settings = settings_for(data_dir=data_dir)
+    resolved = resolve_for(data_dir=data_dir)
+    settings = resolved.settings
     if settings.blob_store != "filesystem" or (
         settings.database_url and settings.database_url != "sqlite"
     ):
         fail("cargobay restore restores the embedded default (SQLite + files) only")
+    check_data_dir(resolved, creating=True)  # the restore creates it, once the backup is read
     try:
         described = service.restore(directory, settings.data_dir, link=hard_link)
     except (CargobayError, OSError) as exc:

@@ -74,11 +74,24 @@ def check_backends(resolved: Resolved) -> None:
 def settings_for(**overrides: object) -> Settings:
     """The effective settings, with command-line ``overrides`` on top; worker processes read
     them from the environment, so overrides are exported there too."""
-    settings = resolve_for(**overrides).settings
+    return _exported(resolve_for(**overrides), overrides)
+
+
+def registry_settings(data_dir: Path | None) -> Settings:
+    """:func:`settings_for` a registry that must exist already (see :func:`require_registry`):
+    a bad data directory ends the command with one line, and nothing is created."""
+    resolved = resolve_for(data_dir=data_dir)
+    require_registry(resolved)
+    if resolved.settings.blob_store == "filesystem":
+        prepare_data_dir(resolved, create=True)  # blobs live there, whatever the database
+    return _exported(resolved, {"data_dir": data_dir})
+
+
+def _exported(resolved: Resolved, overrides: dict[str, object]) -> Settings:
     for name, value in overrides.items():
         if value is not None:
             os.environ[f"CARGOBAY_{name.upper()}"] = str(value)
-    return settings
+    return resolved.settings
 
 
 def _data_dir_source(resolved: Resolved) -> str:
@@ -86,9 +99,9 @@ def _data_dir_source(resolved: Resolved) -> str:
     return f" (from {source})" if source else " (the default; set --data-dir or CARGOBAY_DATA_DIR)"
 
 
-def prepare_data_dir(resolved: Resolved, *, create: bool) -> Path:
-    """Check the data directory (``create``: make it if its parent exists) and that it is
-    writable; a mistake ends the command with one line and exit 2."""
+def check_data_dir(resolved: Resolved, *, creating: bool) -> bool:
+    """Whether the data directory exists; a file in its place, or (``creating`` it) a missing
+    parent, ends the command with one line and exit 2. Creates nothing."""
     path = resolved.settings.data_dir
     where = _data_dir_source(resolved)
     try:
@@ -96,10 +109,19 @@ def prepare_data_dir(resolved: Resolved, *, create: bool) -> Path:
         if exists and not path.is_dir():
             fail(f"data directory {path} is not a directory{where}", EXIT_CONFIG)
         parent = path.absolute().parent
-        if not exists and create and not parent.is_dir():
+        if not exists and creating and not parent.is_dir():
             fail(f"data directory {path}: its parent {parent} does not exist{where}", EXIT_CONFIG)
     except OSError as exc:
         fail(f"cannot access data directory {path}: {exc.strerror}{where}", EXIT_CONFIG)
+    return exists
+
+
+def prepare_data_dir(resolved: Resolved, *, create: bool) -> Path:
+    """Check the data directory (``create``: make it if its parent exists) and that it is
+    writable; a mistake ends the command with one line and exit 2."""
+    path = resolved.settings.data_dir
+    where = _data_dir_source(resolved)
+    exists = check_data_dir(resolved, creating=create)
     if not exists:
         if not create:
             return path

@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import EXIT_CONFIG, DataDir, fail, resolve_for
+from cargobay.cli.common import DataDir, check_data_dir, resolve_for
 from cargobay.configuration import CONFIG_VARIABLE, PREFIX, masked
 from cargobay.settings import Settings
 
@@ -52,9 +52,7 @@ def config_check(file: ConfigFile = None, data_dir: DataDir = None) -> None:
     _use_file(file)
     resolved = resolve_for(data_dir=data_dir)
     check_public_address(resolved)
-    data = resolved.settings.data_dir
-    if data.exists() and not data.is_dir():
-        fail(f"data directory {data} is not a directory", EXIT_CONFIG)
+    check_data_dir(resolved, creating=True)  # what serve would refuse
     origins = sorted(
         {
             "the environment" if source.startswith(PREFIX) else source.rsplit(":", 1)[0]

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, registry_settings
 
 if TYPE_CHECKING:
     from cargobay.services.gc import GcReport, GcService
@@ -45,16 +45,9 @@ def gc(
     while the registry keeps serving pushes and pulls."""
     from cargobay.app import build_blob_store, build_gc, build_metadata, build_registry
     from cargobay.errors import CargobayError
-    from cargobay.metadata.engine import make_engine
-    from cargobay.metadata.engine import migrate as run_migrations
 
     grace_seconds = parse_duration(grace) if grace is not None else None
-    settings = settings_for(data_dir=data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    if settings.resolved_database_url.startswith("sqlite"):
-        engine = make_engine(settings.resolved_database_url)
-        run_migrations(engine)
-        engine.dispose()
+    settings = registry_settings(data_dir)
     metadata = build_metadata(settings)
     store = build_blob_store(settings)
     service = build_gc(settings, metadata, store, build_registry(settings, metadata, store))

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, registry_settings
 
 if TYPE_CHECKING:
     from cargobay.services.immutability import ImmutableTagService
@@ -23,13 +24,13 @@ Patterns = Annotated[list[str], typer.Argument(help="Glob patterns, e.g. 'v*' 'r
 
 
 def _run(
-    data_dir: object, action: Callable[[ImmutableTagService], Coroutine[Any, Any, list[str]]]
+    data_dir: Path | None, action: Callable[[ImmutableTagService], Coroutine[Any, Any, list[str]]]
 ) -> list[str]:
     from cargobay.app import build_metadata
     from cargobay.errors import CargobayError
     from cargobay.services.immutability import ImmutableTagService
 
-    settings = settings_for(data_dir=data_dir)
+    settings = registry_settings(data_dir)
     metadata = build_metadata(settings)
     service = ImmutableTagService(None, metadata.package_records, metadata.immutable)
     try:

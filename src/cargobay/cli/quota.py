@@ -7,11 +7,12 @@ import asyncio
 import json
 from collections.abc import Callable, Coroutine
 from dataclasses import asdict
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, registry_settings
 
 if TYPE_CHECKING:
     from cargobay.services.quotas import QuotaService, QuotaView
@@ -26,12 +27,12 @@ AsJson = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 T = TypeVar("T")
 
 
-def _run(data_dir: object, action: Callable[[QuotaService], Coroutine[Any, Any, T]]) -> T:
+def _run(data_dir: Path | None, action: Callable[[QuotaService], Coroutine[Any, Any, T]]) -> T:
     from cargobay.app import build_metadata
     from cargobay.errors import CargobayError
     from cargobay.services.quotas import QuotaService
 
-    metadata = build_metadata(settings_for(data_dir=data_dir))
+    metadata = build_metadata(registry_settings(data_dir))
     service = QuotaService(metadata.quotas, metadata.accounts)
     try:
         return asyncio.run(action(service))

@@ -6,11 +6,12 @@ from __future__ import annotations
 import asyncio
 import json
 from collections.abc import Callable, Coroutine
+from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, registry_settings
 
 if TYPE_CHECKING:
     from cargobay.services.retention import Effective, RetentionReport, RetentionService
@@ -29,11 +30,11 @@ Target = Annotated[
 Json = Annotated[bool, typer.Option("--json", help="Print JSON.")]
 
 
-def _run(data_dir: object, action: Callable[[RetentionService], Coroutine[Any, Any, T]]) -> T:
+def _run(data_dir: Path | None, action: Callable[[RetentionService], Coroutine[Any, Any, T]]) -> T:
     from cargobay.app import build_metadata, build_retention
     from cargobay.errors import CargobayError
 
-    settings = settings_for(data_dir=data_dir)
+    settings = registry_settings(data_dir)
     metadata = build_metadata(settings)
     service = build_retention(settings, metadata)
     try:

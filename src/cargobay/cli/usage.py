@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from cargobay.cli.common import DataDir, settings_for
+from cargobay.cli.common import DataDir, registry_settings
 
 
 def usage(
@@ -24,7 +24,7 @@ def usage(
     from cargobay.services.gc import format_size
     from cargobay.services.usage import UsageService
 
-    metadata = build_metadata(settings_for(data_dir=data_dir))
+    metadata = build_metadata(registry_settings(data_dir))
     service = UsageService(None, metadata.package_records, metadata.accounts, metadata.usage)
     try:
         found = asyncio.run(service.operator_usage(name))
