@@ -14,7 +14,14 @@ from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManife
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.events import Event
 from cargobay.metadata.outbox import append
-from cargobay.metadata.schema import blob_links, manifest_refs, manifests, repositories, tags
+from cargobay.metadata.schema import (
+    PUBLISHED,
+    blob_links,
+    manifest_refs,
+    manifests,
+    repositories,
+    tags,
+)
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
 
@@ -326,8 +333,12 @@ class SqlManifestStore:
     async def list_tags(
         self, repository: RepositoryName, *, last: str | None, limit: int
     ) -> list[Tag] | None:
+        """The tags, by name; None if there is no such repository, or none with a version
+        yet (a first push in progress, or refused)."""
         with self.db.read() as c:
-            repository_id = self.db.repository_id(c, repository)
+            repository_id = c.execute(
+                sa.select(repositories.c.id).where(repositories.c.name == repository, PUBLISHED)
+            ).scalar()
             if repository_id is None:
                 return None
             stmt = (

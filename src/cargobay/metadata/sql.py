@@ -19,6 +19,7 @@ from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
 from cargobay.metadata.schema import (
+    PUBLISHED,
     blob_links,
     manifests,
     repositories,
@@ -50,7 +51,7 @@ class SqlRepositoryStore:
 
     async def list_names(self, *, last: str | None, limit: int) -> list[RepositoryName]:
         name = self.db.bytewise(repositories.c.name)
-        stmt = sa.select(repositories.c.name).order_by(name).limit(limit)
+        stmt = sa.select(repositories.c.name).where(PUBLISHED).order_by(name).limit(limit)
         if last is not None:
             stmt = stmt.where(name > last)
         with self.db.read() as c:
