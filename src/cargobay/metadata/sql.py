@@ -84,7 +84,7 @@ class SqlBlobLinkStore:
         # The namespace's row first: whether the blob is new to it, and the room for it, are
         # decided by one transaction at a time.
         namespace = quota.lock(c, self.db, owner_id) if owner_id is not None else None
-        adds = 0 if namespace is None or quota.links_blob(c, namespace.owner_id, digest) else size
+        adds = 0 if namespace is None else quota.adds(c, namespace.owner_id, digest, size)
         inserted = c.execute(
             self.db._insert(blob_links)
             .values(repository_id=repository_id, digest=digest, size=size, created_at=now())
