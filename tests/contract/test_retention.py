@@ -13,7 +13,7 @@ import anyio
 import pytest
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
-from cargobay.metadata.base import NewManifest
+from cargobay.metadata.base import Account, NewManifest, PackageAccess
 from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.events import Action, Event
 from cargobay.metadata.retention import RetentionPolicy
@@ -78,7 +78,8 @@ async def put(
     return digest_of(content)
 
 
-async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMetadata) -> None:
+async def create_app(meta: SqlMetadata) -> tuple[Account, PackageAccess]:
+    """The organization ``acme`` and its package ``APP``."""
     acme = await meta.accounts.create("acme", "Organization")
     package = await meta.packages.create(
         APP,
@@ -89,6 +90,11 @@ async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMe
         published_by_repository_id=None,
         admin_user_id=None,
     )
+    return acme, package
+
+
+async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMetadata) -> None:
+    acme, package = await create_app(meta)
     amd, arm = await put(meta, "amd", None), await put(meta, "arm", None)
     index = await put(meta, "index", "multi", children=[amd, arm])
     signature = await put(meta, "sig", None, subject=index)
@@ -160,16 +166,7 @@ async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMe
 
 
 async def test_versions_pulled_recently_stay(meta: SqlMetadata) -> None:
-    acme = await meta.accounts.create("acme", "Organization")
-    await meta.packages.create(
-        APP,
-        owner_id=acme.id,
-        visibility="private",
-        inherit_access=False,
-        source_repository_id=None,
-        published_by_repository_id=None,
-        admin_user_id=None,
-    )
+    acme, _ = await create_app(meta)
     pulled, idle = await put(meta, "pulled", None), await put(meta, "idle", None)
     await meta.manifests.add_downloads({(APP, pulled): 1})
     service = RetentionService(
@@ -202,16 +199,7 @@ async def test_a_cleanup_racing_pushes_removes_nothing_they_pushed_or_need(
     meanwhile, indexes with the untagged platforms they list, and the blobs of each, are never
     removed (not even once the removed versions are purged); the untagged orphans nobody took
     are."""
-    acme = await meta.accounts.create("acme", "Organization")
-    package = await meta.packages.create(
-        APP,
-        owner_id=acme.id,
-        visibility="private",
-        inherit_access=False,
-        source_repository_id=None,
-        published_by_repository_id=None,
-        admin_user_id=None,
-    )
+    _, package = await create_app(meta)
     orphans = [await put(meta, f"orphan{i}", None) for i in range(2 * ROUNDS)]
     # Every untagged version pushed before a run's start is a day old by its clock.
     service = RetentionService(
@@ -225,21 +213,24 @@ async def test_a_cleanup_racing_pushes_removes_nothing_they_pushed_or_need(
     await meta.retention.put(RetentionPolicy(untagged_days=1), package_id=package.id)
     kept: dict[str, Digest] = {}  # tag -> the version a push gave it
     needed: set[Digest] = set()  # the blobs of those versions
-    pushing = [True]
     runs = [0]
+    # A cleanup starts as each push step ends and runs beside the next one (one run per step:
+    # the pushes are never starved of the database).
+    steps, stepped = anyio.create_memory_object_stream[int](ROUNDS)
 
     async def cleanups() -> None:
-        while pushing[0]:
-            await service.run()
-            runs[0] += 1
+        async with stepped:
+            async for _ in stepped:
+                await service.run()
+                runs[0] += 1
 
     async def pushes() -> None:
         for i in range(ROUNDS):
-            # An orphan the cleanup may be removing right now, tagged (pushed again).
+            # An orphan a cleanup may be removing right now, tagged (pushed again).
             kept[f"re{i}"] = await put(meta, f"orphan{2 * i}", f"re{i}")
             needed.add(blob_of(f"orphan{2 * i}", None))
             # A platform pushed untagged, then the index that lists it (as clients push them):
-            # if the cleanup took the platform in between, the client pushes it again.
+            # if a cleanup took the platform in between, the client pushes it again.
             for _ in range(50):
                 child = await put(meta, f"child{i}", None)
                 try:
@@ -248,13 +239,13 @@ async def test_a_cleanup_racing_pushes_removes_nothing_they_pushed_or_need(
                 except (ManifestBlobUnknown, ManifestChildUnknown):
                     continue
             needed.add(blob_of(f"child{i}", None))
-            await anyio.sleep(0)
-        pushing[0] = False
+            await steps.send(i)
+        await steps.aclose()
 
     async with anyio.create_task_group() as tasks:
         tasks.start_soon(cleanups)
         tasks.start_soon(pushes)
-    assert runs[0] >= 1
+    assert runs[0] == ROUNDS
     await service.run()
     await meta.package_records.purge(datetime.now(UTC) + timedelta(seconds=1))
 
