@@ -9,9 +9,11 @@ import json
 from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime, timedelta
 
+import anyio
 import pytest
 
-from cargobay.metadata.base import NewManifest
+from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
+from cargobay.metadata.base import Account, NewManifest, PackageAccess
 from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.events import Action, Event
 from cargobay.metadata.retention import RetentionPolicy
@@ -76,7 +78,8 @@ async def put(
     return digest_of(content)
 
 
-async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMetadata) -> None:
+async def create_app(meta: SqlMetadata) -> tuple[Account, PackageAccess]:
+    """The organization ``acme`` and its package ``APP``."""
     acme = await meta.accounts.create("acme", "Organization")
     package = await meta.packages.create(
         APP,
@@ -87,6 +90,11 @@ async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMe
         published_by_repository_id=None,
         admin_user_id=None,
     )
+    return acme, package
+
+
+async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMetadata) -> None:
+    acme, package = await create_app(meta)
     amd, arm = await put(meta, "amd", None), await put(meta, "arm", None)
     index = await put(meta, "index", "multi", children=[amd, arm])
     signature = await put(meta, "sig", None, subject=index)
@@ -158,16 +166,7 @@ async def test_the_cleanup_keeps_whole_images_and_removes_restorably(meta: SqlMe
 
 
 async def test_versions_pulled_recently_stay(meta: SqlMetadata) -> None:
-    acme = await meta.accounts.create("acme", "Organization")
-    await meta.packages.create(
-        APP,
-        owner_id=acme.id,
-        visibility="private",
-        inherit_access=False,
-        source_repository_id=None,
-        published_by_repository_id=None,
-        admin_user_id=None,
-    )
+    acme, _ = await create_app(meta)
     pulled, idle = await put(meta, "pulled", None), await put(meta, "idle", None)
     await meta.manifests.add_downloads({(APP, pulled): 1})
     service = RetentionService(
@@ -183,3 +182,85 @@ async def test_versions_pulled_recently_stay(meta: SqlMetadata) -> None:
     await meta.retention.put(RetentionPolicy(untagged_days=10, pulled_days=20), owner_id=acme.id)
     removed = {r.digest for r in (await service.run()).removed[APP]}
     assert removed == {pulled, idle}
+
+
+ROUNDS = 12
+
+
+def blob_of(name: str, tag: str | None, children: Sequence[Digest] = ()) -> Digest:
+    """The blob :func:`put` links for an image (none for an index)."""
+    return digest_of(f"{name}{tag}{list(children)}{None}".encode())
+
+
+async def test_a_cleanup_racing_pushes_removes_nothing_they_pushed_or_need(
+    meta: SqlMetadata,
+) -> None:
+    """The cleanup runs again and again while pushes go on: untagged versions tagged by a push
+    meanwhile, indexes with the untagged platforms they list, and the blobs of each, are never
+    removed (not even once the removed versions are purged); the untagged orphans nobody took
+    are."""
+    _, package = await create_app(meta)
+    orphans = [await put(meta, f"orphan{i}", None) for i in range(2 * ROUNDS)]
+    # Every untagged version pushed before a run's start is a day old by its clock.
+    service = RetentionService(
+        None,
+        meta.package_records,
+        meta.accounts,
+        meta.retention,
+        protected_downloads=5000,
+        clock=lambda: datetime.now(UTC) + timedelta(days=1),
+    )
+    await meta.retention.put(RetentionPolicy(untagged_days=1), package_id=package.id)
+    kept: dict[str, Digest] = {}  # tag -> the version a push gave it
+    needed: set[Digest] = set()  # the blobs of those versions
+    runs = [0]
+    # A cleanup starts as each push step ends and runs beside the next one (one run per step:
+    # the pushes are never starved of the database).
+    steps, stepped = anyio.create_memory_object_stream[int](ROUNDS)
+
+    async def cleanups() -> None:
+        async with stepped:
+            async for _ in stepped:
+                await service.run()
+                runs[0] += 1
+
+    async def pushes() -> None:
+        for i in range(ROUNDS):
+            # An orphan a cleanup may be removing right now, tagged (pushed again).
+            kept[f"re{i}"] = await put(meta, f"orphan{2 * i}", f"re{i}")
+            needed.add(blob_of(f"orphan{2 * i}", None))
+            # A platform pushed untagged, then the index that lists it (as clients push them):
+            # if a cleanup took the platform in between, the client pushes it again.
+            for _ in range(50):
+                child = await put(meta, f"child{i}", None)
+                try:
+                    kept[f"multi{i}"] = await put(meta, f"index{i}", f"multi{i}", children=[child])
+                    break
+                except (ManifestBlobUnknown, ManifestChildUnknown):
+                    continue
+            needed.add(blob_of(f"child{i}", None))
+            await steps.send(i)
+        await steps.aclose()
+
+    async with anyio.create_task_group() as tasks:
+        tasks.start_soon(cleanups)
+        tasks.start_soon(pushes)
+    assert runs[0] == ROUNDS
+    await service.run()
+    await meta.package_records.purge(datetime.now(UTC) + timedelta(seconds=1))
+
+    assert len(kept) == 2 * ROUNDS
+    for tag, digest in kept.items():
+        found = await meta.manifests.get(RepositoryName(APP), Tag(tag))
+        assert found is not None and found.digest == digest, tag
+    for i in range(ROUNDS):
+        assert await meta.manifests.get(RepositoryName(APP), digest_of_child(i)) is not None
+    for blob in needed:
+        assert await meta.blobs.linked_size(RepositoryName(APP), blob) is not None, blob
+    for orphan in orphans[1::2]:
+        assert await meta.manifests.get(RepositoryName(APP), orphan) is None
+
+
+def digest_of_child(i: int) -> Digest:
+    content = json.dumps({"n": f"child{i}", "c": [], "s": None}).encode()
+    return digest_of(content)

@@ -63,3 +63,64 @@ def test_the_settings_page_sets_a_retention_policy_and_previews_it(server: Any) 
     r = web.post(action, {"csrf": web.csrf, "inherit": "on"})
     assert r.status_code == 303
     assert "No retention policy" in web.get(settings).text
+
+
+def test_the_owner_defaults_page_sets_what_packages_without_a_policy_follow(server: Any) -> None:
+    org, owner, outsider = "keeperorg", "keepy", "nosey"
+    outputs = (
+        Operator()
+        .user(owner, PASSWORD)
+        .user(outsider, OTHER_PASSWORD)
+        .add("token", "create", "--user", owner, "--scopes", "read:packages,write:packages")
+        .add("org", "create", org, "--owner", owner)
+        .run(server)
+    )
+    token = outputs[2]
+    registry = httpx.Client(base_url=server.url, auth=(owner, token), timeout=30)
+    assert push(registry, f"{org}/app", "v1") == 201
+    web = WebSession(server.url)
+    assert web.sign_in(owner, PASSWORD).status_code == 303
+    defaults = f"/orgs/{org}/settings/packages/retention"
+    assert f'href="{defaults}"' in web.get(f"/orgs/{org}/settings/packages").text
+    assert "No default policy" in web.get(defaults).text
+
+    fields = {
+        "untagged_days": "14",
+        "keep_tags": "3",
+        "tag_patterns": "v* latest",
+        "pulled_days": "",
+    }
+    r = web.post(defaults, {"csrf": web.csrf, **fields})
+    assert r.status_code == 303 and r.headers["location"] == f"{defaults}?done=saved"
+    page = web.get(r.headers["location"]).text
+    assert (
+        "Default policy saved." in page and 'name="keep_tags" inputmode="numeric" value="3"' in page
+    )
+    expected = {"untagged_days": 14, "keep_tags": 3, "tag_patterns": ["v*", "latest"]}
+    rest = registry.get(f"/api/v3/orgs/{org}/packages/retention")
+    assert rest.status_code == 200 and rest.json() | expected == rest.json(), rest.text
+    settings = web.get(f"/orgs/{org}/packages/container/package/app?tab=settings").text
+    assert f"This package follows the default of {org}." in settings
+
+    # Bad input is refused and changes nothing; neither can someone who is not an owner.
+    for bad in ({"keep_tags": "0"}, {"untagged_days": "x"}, {"tag_patterns": "re:(a"}):
+        assert web.post(defaults, {"csrf": web.csrf, **fields, **bad}).status_code in (400, 422)
+    nosy = WebSession(server.url)
+    assert nosy.sign_in(outsider, OTHER_PASSWORD).status_code == 303
+    assert nosy.get(defaults).status_code in (403, 404)
+    assert nosy.post(defaults, {"csrf": nosy.csrf, "clear": "on"}).status_code in (403, 404)
+    assert registry.get(f"/api/v3/orgs/{org}/packages/retention").json() == rest.json()
+
+    # Removed: the package follows no policy.
+    r = web.post(defaults, {"csrf": web.csrf, "clear": "on"})
+    assert r.status_code == 303 and "No default policy" in web.get(defaults).text
+    settings = web.get(f"/orgs/{org}/packages/container/package/app?tab=settings").text
+    assert "No retention policy: nothing is removed automatically." in settings
+
+    # A user's own defaults, on their settings.
+    mine = "/settings/packages/retention"
+    r = web.post(mine, {"csrf": web.csrf, "untagged_days": "7"})
+    assert r.status_code == 303
+    assert 'name="untagged_days" inputmode="numeric" value="7"' in web.get(mine).text
+    assert registry.get(f"/api/v3/users/{owner}/packages/retention").json()["untagged_days"] == 7
+    assert web.get(f"/orgs/{org}/settings/packages/retention").status_code == 200

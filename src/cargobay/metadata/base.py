@@ -350,6 +350,8 @@ class PackageRecord:
     #: Whether the owner (a user) and the linked repository's owner are site administrators.
     owner_site_admin: bool = False
     repository_owner_site_admin: bool = False
+    #: Whether a version was ever pushed (:data:`cargobay.metadata.schema.PUBLISHED`).
+    published: bool = True
 
     @property
     def package_name(self) -> str:

@@ -14,7 +14,14 @@ from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManife
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.events import Event
 from cargobay.metadata.outbox import append
-from cargobay.metadata.schema import blob_links, manifest_refs, manifests, repositories, tags
+from cargobay.metadata.schema import (
+    PUBLISHED,
+    blob_links,
+    manifest_refs,
+    manifests,
+    repositories,
+    tags,
+)
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
 
@@ -74,6 +81,14 @@ class SqlManifestStore:
         found = set(c.execute(stmt).scalars())
         return sorted(wanted - found)
 
+    def _version_row(self, repository_id: int, digest: str) -> sa.Select[Any]:
+        """The id and deletion time of a version, its row locked (PostgreSQL; SQLite write
+        transactions are serialized anyway)."""
+        stmt = sa.select(manifests.c.id, manifests.c.deleted_at).where(
+            manifests.c.repository_id == repository_id, manifests.c.digest == digest
+        )
+        return stmt.with_for_update() if self.db.dialect == "postgresql" else stmt
+
     async def put(
         self,
         repository: RepositoryName,
@@ -105,12 +120,11 @@ class SqlManifestStore:
             )
             at = now()
             fields = self._metadata(c, repository_id, manifest)
-            row = c.execute(
-                sa.select(manifests.c.id, manifests.c.deleted_at).where(
-                    manifests.c.repository_id == repository_id,
-                    manifests.c.digest == manifest.digest,
-                )
-            ).first()
+            # The version's row stays locked until commit: a cleanup deleting it meanwhile
+            # (retention) either finishes first, and this push restores it, or waits and sees
+            # the tag this push gives it.
+            known = self._version_row(repository_id, manifest.digest)
+            row = c.execute(known).first()
             inserted = None
             if row is None:
                 # Another replica may insert the same manifest at the same moment: one wins.
@@ -151,12 +165,7 @@ class SqlManifestStore:
                     c.execute(sa.insert(manifest_refs), refs)
             else:
                 if row is None:
-                    row = c.execute(
-                        sa.select(manifests.c.id, manifests.c.deleted_at).where(
-                            manifests.c.repository_id == repository_id,
-                            manifests.c.digest == manifest.digest,
-                        )
-                    ).one()
+                    row = c.execute(known).one()
                 manifest_id = row.id
                 if row.deleted_at is not None:  # pushed again: active again
                     c.execute(
@@ -326,8 +335,12 @@ class SqlManifestStore:
     async def list_tags(
         self, repository: RepositoryName, *, last: str | None, limit: int
     ) -> list[Tag] | None:
+        """The tags, by name; None if there is no such repository, or none with a version
+        yet (a first push in progress, or refused)."""
         with self.db.read() as c:
-            repository_id = self.db.repository_id(c, repository)
+            repository_id = c.execute(
+                sa.select(repositories.c.id).where(repositories.c.name == repository, PUBLISHED)
+            ).scalar()
             if repository_id is None:
                 return None
             stmt = (

@@ -98,6 +98,7 @@ def _package(row: Any) -> PackageRecord:
         created_at=created,
         updated_at=aware(row.updated_at) if row.updated_at else created,
         deleted_at=aware(row.deleted_at) if row.deleted_at else None,
+        published=row.updated_at is not None,
     )
 
 

@@ -49,6 +49,11 @@ SELECT
      JOIN repositories r ON r.id = m.repository_id WHERE r.owner_id = :owner)
 """
 
+_AS_LARGE_IN_NAMESPACE = (
+    "SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repository_id"
+    " WHERE l.size >= :size AND r.owner_id = :owner LIMIT 1"
+)
+
 _IN_NAMESPACE = (
     "SELECT 1 FROM blob_links l JOIN repositories r ON r.id = l.repository_id"
     " WHERE l.digest = :digest AND r.owner_id = :owner LIMIT 1"
@@ -92,6 +97,17 @@ def links_blob(c: sa.Connection, owner_id: int, digest: str) -> bool:
     """Whether any package of the namespace links ``digest`` already."""
     found = c.execute(sa.text(_IN_NAMESPACE), {"digest": digest, "owner": owner_id}).first()
     return found is not None
+
+
+def adds(c: sa.Connection, owner_id: int, digest: str | None, size: int) -> int:
+    """The bytes storing a blob of ``size`` adds to the namespace: none if one of its packages
+    links the blob already (each blob counts once). The commit knows ``digest``; an upload's
+    chunk does not (None: ``size`` is what was sent so far), so it adds nothing yet if the
+    namespace links any blob at least that large: the bytes may turn out to be that one."""
+    if digest is not None:
+        return 0 if links_blob(c, owner_id, digest) else size
+    found = c.execute(sa.text(_AS_LARGE_IN_NAMESPACE), {"size": size, "owner": owner_id}).first()
+    return 0 if found is not None else size
 
 
 def refuse_over(c: sa.Connection, row: NamespaceQuota, adds: int) -> None:
@@ -213,9 +229,10 @@ class SqlQuotaStore:
             return None if owner_id is None else self._read(c, owner_id)
 
     async def precheck(self, repository: str, digest: str | None, size: int) -> None:
-        """Raise QuotaExceeded if storing ``size`` more bytes (of blob ``digest``, if known:
-        nothing if the namespace links it already) would pass the namespace's quota. A cheap
-        early refusal without locks; the commit checks again under the namespace's lock."""
+        """Raise QuotaExceeded if storing ``size`` more bytes (of blob ``digest``, if known)
+        would pass the namespace's quota, counted as the commit counts them (:func:`adds`). A
+        cheap early refusal without locks; the commit checks again under the namespace's
+        lock."""
         with self.db.read() as c:
             owner_id = _namespace_of(c, repository)
             if owner_id is None:
@@ -223,9 +240,7 @@ class SqlQuotaStore:
             row = self._read(c, owner_id)
             if row is None or row.quota is None:
                 return
-            if digest is not None and links_blob(c, owner_id, digest):
-                return
-            refuse_over(c, row, size)
+            refuse_over(c, row, adds(c, owner_id, digest, size))
 
     async def set_quota(self, owner_id: int, quota: int | None, warn_percent: int | None) -> None:
         """Set (or with None, remove) the namespace's quota and warning threshold."""

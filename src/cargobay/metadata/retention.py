@@ -4,8 +4,9 @@
 Safety under concurrent pushes: the cleanup plans, locks the rows of the versions it would
 remove (``FOR UPDATE`` on PostgreSQL; SQLite serializes write transactions anyway), plans again
 and removes only what both plans remove. A manifest PUT share-locks the children it lists and
-a tag push updates the version it tags, so neither can start using a version between the second
-plan and the commit; a version one of them took meanwhile is in neither lock nor plan.
+locks the row of the version it pushes (before it tags it), so neither can start using a
+version between the second plan and the commit; a version one of them took meanwhile is in
+neither lock nor plan, and a version the cleanup removed first is restored by the push.
 """
 
 from __future__ import annotations

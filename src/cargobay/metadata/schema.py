@@ -125,7 +125,7 @@ repositories = sa.Table(
     sa.Column("description", sa.String(512), nullable=True),
     sa.Column("license", sa.String(256), nullable=True),
     sa.Column("source_url", sa.String(2048), nullable=True),
-    #: Last push of a version (creation until then).
+    #: Last push of a version (None until the first one: see :data:`PUBLISHED`).
     sa.Column("updated_at", TS, nullable=True),
     #: A deleted package keeps its row (restorable) under a name no client can use
     #: (``#deleted/<id>``), so its real name is free; the real name is kept here.
@@ -134,6 +134,11 @@ repositories = sa.Table(
     sa.Index("ix_repositories_owner", "owner_id"),
     sa.Index("ix_repositories_deleted_at", "deleted_at"),
 )
+
+#: A package shows (the catalog, lists, pages, the REST API) once a version was pushed to it.
+#: A push creates its package when it starts; if that first push is refused (quota, denied...)
+#: the package stays unpublished and shows nowhere, as if the push had never happened.
+PUBLISHED = repositories.c.updated_at.is_not(None)
 
 #: Per-package roles granted to users, teams and source repositories (Actions access).
 package_access = sa.Table(

@@ -19,6 +19,7 @@ from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
 from cargobay.metadata.schema import (
+    PUBLISHED,
     blob_links,
     manifests,
     repositories,
@@ -50,7 +51,7 @@ class SqlRepositoryStore:
 
     async def list_names(self, *, last: str | None, limit: int) -> list[RepositoryName]:
         name = self.db.bytewise(repositories.c.name)
-        stmt = sa.select(repositories.c.name).order_by(name).limit(limit)
+        stmt = sa.select(repositories.c.name).where(PUBLISHED).order_by(name).limit(limit)
         if last is not None:
             stmt = stmt.where(name > last)
         with self.db.read() as c:
@@ -83,7 +84,7 @@ class SqlBlobLinkStore:
         # The namespace's row first: whether the blob is new to it, and the room for it, are
         # decided by one transaction at a time.
         namespace = quota.lock(c, self.db, owner_id) if owner_id is not None else None
-        adds = 0 if namespace is None or quota.links_blob(c, namespace.owner_id, digest) else size
+        adds = 0 if namespace is None else quota.adds(c, namespace.owner_id, digest, size)
         inserted = c.execute(
             self.db._insert(blob_links)
             .values(repository_id=repository_id, digest=digest, size=size, created_at=now())

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
-from cargobay.errors import BlobUnknown
+from cargobay.errors import BlobUnknown, QuotaExceeded
 from cargobay.metadata.base import BlobLinkStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
@@ -41,12 +41,18 @@ class BlobService:
     async def mount(
         self, repository: RepositoryName, digest: Digest, source: RepositoryName
     ) -> bool:
-        """Link a blob of ``source`` into ``repository``. False if ``source`` doesn't have it."""
+        """Link a blob of ``source`` into ``repository``. False if ``source`` doesn't have it,
+        or if the namespace of ``repository`` has no room for it: the client then uploads it
+        (the OCI spec's answer for a mount the registry does not make), and the quota is
+        enforced when that upload is committed, with the message that says why."""
         if await self.store.stat(digest) is None:
             return False
         # One transaction: the source's link is checked and the new one added under the blob's
         # lock, so the garbage collector can't remove the blob in between.
-        return await self.links.mount(repository, digest, source) is not None
+        try:
+            return await self.links.mount(repository, digest, source) is not None
+        except QuotaExceeded:
+            return False
 
     async def delete(self, repository: RepositoryName, digest: Digest) -> None:
         """Unlink the blob from ``repository``; its bytes stay for others until collected."""

@@ -110,7 +110,12 @@ class PackageService:
         return await self.access.role(principal, package.access)
 
     async def _visible(self, principal: Principal, package: PackageRecord | None) -> PackageRecord:
-        if package is None or await self.role(principal, package) < Role.READ:
+        """``package`` if the principal may see it (one that never had a version: nobody)."""
+        if (
+            package is None
+            or not package.published
+            or await self.role(principal, package) < Role.READ
+        ):
             raise NotFound("Package not found.")
         return package
 
@@ -163,14 +168,17 @@ class PackageService:
         query: str | None = None,
     ) -> tuple[list[PackageRecord], int]:
         """The owner's packages the principal may read, by name (those whose name contains
-        ``query``); and how many there are."""
+        ``query``); and how many there are. A package shows once it has had a version (see
+        :data:`cargobay.metadata.schema.PUBLISHED`)."""
         self._require(principal, READ)
         owner_id = await self.owner(owner, owner_type)
         needle = (query or "").strip().lower()
         visible = [
             p
             for p in await self.store.for_owner(owner_id, visibility)
-            if needle in p.package_name and await self.role(principal, p) >= Role.READ
+            if p.published
+            and needle in p.package_name
+            and await self.role(principal, p) >= Role.READ
         ]
         return visible[page.offset : page.offset + page.size], len(visible)
 

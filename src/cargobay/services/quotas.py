@@ -3,10 +3,13 @@ the REST API), enforced on every push (see :mod:`cargobay.metadata.quota` for wh
 how the counter stays right).
 
 A push is refused with 403 DENIED as early as its size is known: at upload start for a
-monolithic upload with a Content-Length, at a PATCH whose declared size would pass the quota,
-otherwise when the blob is committed (``PUT ?digest=``) or mounted, and at a manifest PUT for the
-manifest's own bytes. The refusal at commit happens under the namespace's lock, in the
-transaction that would have linked the blob, so racing pushes can't jointly pass the quota.
+monolithic upload with a Content-Length, at a PATCH whose declared size would pass the quota
+(unless the namespace has a blob that large: the bytes may be that one, which counts nothing),
+otherwise when the blob is committed (``PUT ?digest=``), and at a manifest PUT for the
+manifest's own bytes. A cross-repository mount with no room is not made: the answer is an upload
+session (202), as the OCI spec says of mounts a registry does not make, and that upload's commit
+is refused. The refusal at commit happens under the namespace's lock, in the transaction that
+would have linked the blob, so racing pushes can't jointly pass the quota.
 """
 
 from __future__ import annotations

@@ -12,7 +12,16 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cargobay.errors import CargobayError
-from cargobay.web import audit, forms, immutable, pages, retention, trust, webhooks
+from cargobay.web import (
+    audit,
+    forms,
+    immutable,
+    pages,
+    retention,
+    retention_defaults,
+    trust,
+    webhooks,
+)
 from cargobay.web.app import HERE, SecurityHeaders, Web
 
 GET = ["GET", "HEAD"]
@@ -44,6 +53,10 @@ ROUTES = [
             ),
         )
     ),
+    Route("/settings/packages/retention", retention_defaults.defaults_page, methods=GET),
+    Route("/settings/packages/retention", retention_defaults.set_defaults, methods=POST),
+    Route("/orgs/{org}/settings/packages/retention", retention_defaults.defaults_page, methods=GET),
+    Route("/orgs/{org}/settings/packages/retention", retention_defaults.set_defaults, methods=POST),
     Route("/orgs/{org}/settings/packages", forms.org_settings_page, methods=GET),
     Route("/orgs/{org}/settings/packages", forms.org_settings, methods=POST),
     Route("/packages/{package_id}/visibility", forms.change_visibility, methods=POST),

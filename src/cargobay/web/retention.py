@@ -36,6 +36,16 @@ def _number(form: dict[str, str], key: str) -> int | None:
     return int(text)
 
 
+def policy_of(form: dict[str, str]) -> RetentionPolicy:
+    """The rules the retention form's fields say (empty fields: off)."""
+    return RetentionPolicy(
+        untagged_days=_number(form, "untagged_days"),
+        keep_tags=_number(form, "keep_tags"),
+        tag_patterns=tuple(form.get("tag_patterns", "").replace(",", " ").split()),
+        pulled_days=_number(form, "pulled_days"),
+    )
+
+
 @form_handler
 async def set_retention(
     request: Request, web: Web, session: Session, form: dict[str, str]
@@ -46,13 +56,7 @@ async def set_retention(
     if form.get("inherit") == "on":
         await service(web).clear_package_policy(*args)
         return _back(package, web, "retention policy removed")
-    policy = RetentionPolicy(
-        untagged_days=_number(form, "untagged_days"),
-        keep_tags=_number(form, "keep_tags"),
-        tag_patterns=tuple(form.get("tag_patterns", "").replace(",", " ").split()),
-        pulled_days=_number(form, "pulled_days"),
-    )
-    await service(web).set_package_policy(*args, policy)
+    await service(web).set_package_policy(*args, policy_of(form))
     return _back(package, web, "retention policy saved")
 
 
