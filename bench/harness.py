@@ -296,7 +296,7 @@ class Bench:
             return wl.upload_monolithic(s, fx[s.label], size)
 
         def chunked(s: Server) -> Sample:
-            return wl.upload_in_chunks(s, size)
+            return {**wl.upload_in_chunks(s, size), **wl.patch_cost(s)}
 
         self.alternate("upload_put", live, upload_reps, mono, before=os.sync)
         self.alternate("upload_chunked", live, upload_reps, chunked, before=os.sync)

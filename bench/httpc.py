@@ -298,6 +298,14 @@ class BlobData:
             self._digest = "sha256:" + h.hexdigest()
         return self._digest
 
+    def sent_in(self, chunk: int) -> BlobData:
+        """The same blob with the digest of what `chunks(chunk)` yields (content below 8 MiB
+        chunks depends on the chunk size)."""
+        h = hashlib.sha256()
+        for c in self.chunks(chunk):
+            h.update(c)
+        return BlobData(self.seed, self.size, "sha256:" + h.hexdigest())
+
     def to_bytes(self) -> bytes:
         return b"".join(bytes(c) for c in self.chunks())
 

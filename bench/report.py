@@ -141,6 +141,20 @@ def rows(cfg: dict[str, str]) -> list[Row]:
             "upload_chunked",
         ),
         Row(
+            "2 256 PATCHes of 64 KiB (cost per request)",
+            "upload_chunked.cpu_ms_patch",
+            "CPU-ms/PATCH",
+            DOWN,
+            group="upload_chunked",
+        ),
+        Row(
+            "2 256 PATCHes of 64 KiB (cost per request)",
+            "upload_chunked.patches_s",
+            "PATCHes/s",
+            UP,
+            group="upload_chunked",
+        ),
+        Row(
             "3 blob GET 256 MiB",
             "get_whole.mibps",
             "MiB/s",

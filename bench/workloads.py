@@ -167,6 +167,20 @@ def upload_in_chunks(server: Server, size: int, chunk: int = 8 * MiB) -> dict[st
     return _blob_sample("upload_chunked", m, size)
 
 
+def patch_cost(server: Server, patches: int = 256, chunk: int = 64 * 1024) -> dict[str, float]:
+    """Server CPU per PATCH, apart from the bytes: `patches` PATCHes of 64 KiB (hashing and
+    writing 64 KiB is a few percent of a request's cost here)."""
+    blob = BlobData(next_seed(), patches * chunk).sent_in(chunk)
+    with server.conn() as c:
+        c.request("GET", "/v2/")
+        with CpuMeter(server.pid) as m:
+            upload_chunked(c, "bench/blobs", blob, chunk)
+    return {
+        "upload_chunked.cpu_ms_patch": m.cpu * 1000 / patches,
+        "upload_chunked.patches_s": patches / m.wall,
+    }
+
+
 def blob_get(
     server: Server, fx: Fixture, rng: str | None, size: int, total: int
 ) -> dict[str, float]:

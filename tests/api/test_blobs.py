@@ -73,6 +73,8 @@ def test_empty_blob_round_trips(api: Registry, repo: str) -> None:
         ("bytes=1000-", 1000, 4095),
         ("bytes=-100", 3996, 4095),
         ("bytes=4000-999999", 4000, 4095),
+        ("bytes=0-", 0, 4095),
+        ("bytes=-5000", 0, 4095),
     ],
 )
 def test_range_request_returns_partial_content(

@@ -22,7 +22,7 @@ from cargobay.errors import (
     TooLarge,
     Unavailable,
 )
-from cargobay.metadata.base import BlobLinkStore, UploadStore
+from cargobay.metadata.base import BlobLinkStore, Upload, UploadStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
 from cargobay.storage.base import BlobStore
@@ -33,6 +33,10 @@ log = logging.getLogger(__name__)
 #: How long an upload waits for the garbage collector to finish removing the same bytes.
 PIN_WAIT = 0.1
 PIN_ATTEMPTS = 300
+#: A session's recorded last activity is refreshed once it is older than this share of the
+#: timeout (not on every chunk): a fast series of PATCHes writes the database every few seconds,
+#: and a session still expires after at least ``(1 - TOUCH_SHARE)`` of the timeout idle.
+TOUCH_SHARE = 1 / 60
 
 
 class QuotaCheck(Protocol):
@@ -79,6 +83,7 @@ class UploadService:
         self.links = links
         self.max_blob_size = max_blob_size
         self.timeout = timedelta(seconds=timeout)
+        self.touch_after = self.timeout * TOUCH_SHARE
         #: Most open sessions per owner (None: no bound).
         self.max_sessions = max_sessions
 
@@ -100,14 +105,24 @@ class UploadService:
             raise
         return UploadStatus(upload_id, repository, 0)
 
-    async def _check(self, repository: RepositoryName, upload_id: str) -> None:
-        """Raise BlobUploadUnknown unless ``upload_id`` is a live session of ``repository``."""
+    async def _check(self, repository: RepositoryName, upload_id: str) -> Upload:
+        """The live session ``upload_id`` of ``repository``; else BlobUploadUnknown."""
         upload = await self.uploads.get(upload_id) if valid_upload_id(upload_id) else None
         if upload is None or upload.repository != repository:
             raise BlobUploadUnknown(detail={"upload": upload_id[:64]})
         if upload.touched_at < datetime.now(UTC) - self.timeout:
             await self._discard(upload_id)
             raise BlobUploadUnknown("blob upload expired", {"upload": upload_id})
+        return upload
+
+    async def _touch(self, upload_id: str, touched_at: datetime) -> datetime:
+        """Record activity on the session unless the record (``touched_at``) is recent
+        (see :data:`TOUCH_SHARE`). Returns the recorded time."""
+        now = datetime.now(UTC)
+        if now - touched_at < self.touch_after:
+            return touched_at
+        await self.uploads.touch(upload_id)
+        return now
 
     async def _discard(self, upload_id: str) -> None:
         await self.store.abort(upload_id)
@@ -131,7 +146,7 @@ class UploadService:
         whose declared size would take the namespace past its quota is refused (QuotaExceeded)
         before anything is read, and the upload is discarded (``digest``: the blob's, when this is
         the last chunk; nothing counts if the namespace links it already)."""
-        await self._check(repository, upload_id)
+        touched = (await self._check(repository, upload_id)).touched_at
         if self.quotas is not None and length is not None:
             before = start if start is not None else await self.store.upload_size(upload_id)
             try:
@@ -139,7 +154,7 @@ class UploadService:
             except QuotaExceeded:
                 await _quietly(self._discard(upload_id), "discarding an upload over quota")
                 raise
-        await self.uploads.touch(upload_id)
+        touched = await self._touch(upload_id, touched)
         try:
             size = await self.store.append(
                 upload_id, chunks, offset=start, max_size=self.max_blob_size, length=length
@@ -152,7 +167,7 @@ class UploadService:
             # costs, the client sees the error that stopped the upload, not this one's.
             await _quietly(self.uploads.touch(upload_id), "marking an upload's activity")
             raise
-        await self.uploads.touch(upload_id)
+        await self._touch(upload_id, touched)
         return UploadStatus(upload_id, repository, size)
 
     async def finish(

@@ -1,7 +1,8 @@
 """One append to a filesystem upload: received bytes written in batches, counted only once
 stored.
 
-Bytes are gathered into batches of :data:`WRITE_BATCH` (fewer, larger writes). A write may store
+Bytes are gathered into batches of :data:`WRITE_BATCH`; in a batch, small pieces are joined
+into one write and big ones written as received (no copy). A write may store
 fewer bytes than asked (a disk filling up): only what was stored advances the offset and the
 hash, and the rest is written again; a write that fails raises :class:`WriteFailed` with the
 offset still at the last byte stored. A body that stalls has what arrived written within
@@ -13,7 +14,7 @@ from __future__ import annotations
 
 import errno
 import time
-from collections.abc import AsyncIterable, Callable
+from collections.abc import AsyncIterable, Callable, Iterator
 
 import anyio
 
@@ -24,7 +25,26 @@ WRITE_BATCH = 1024 * 1024
 #: Seconds received bytes may wait in memory for more before they are written anyway.
 IDLE_FLUSH = 0.5
 
+#: Received pieces at least this big are written as they are; smaller ones are joined first.
+WRITE_AS_IS = 64 * 1024
+
 PWrite = Callable[[int, memoryview, int], int]
+
+
+def _batches(pending: list[bytes]) -> Iterator[bytes]:
+    """``pending`` as few writes as possible without copying big pieces: runs of small ones are
+    joined, a big one is written on its own."""
+    run: list[bytes] = []
+    for data in pending:
+        if len(data) < WRITE_AS_IS:
+            run.append(data)
+            continue
+        if run:
+            yield run[0] if len(run) == 1 else b"".join(run)
+            run = []
+        yield data
+    if run:
+        yield run[0] if len(run) == 1 else b"".join(run)
 
 
 class WriteFailed(Exception):
@@ -55,9 +75,13 @@ class FileAppend:
         """Write what is pending. Raises WriteFailed (``pos`` is then what was stored)."""
         if not self.pending:
             return
-        data = self.pending[0] if len(self.pending) == 1 else b"".join(self.pending)
-        self.pending.clear()
+        pending = self.pending
+        self.pending = []
         self.pending_size = 0
+        for data in _batches(pending):
+            self._write(data)
+
+    def _write(self, data: bytes) -> None:
         view = memoryview(data)
         done = 0
         while done < len(data):

@@ -106,7 +106,7 @@ class BlobResponse:
             await send({"type": "http.response.body", "body": b""})
             return
         if (
-            self.range is None
+            length == self.info.size  # the whole blob, asked for with or without a Range
             and self.info.path is not None
             and "http.response.pathsend" in scope.get("extensions", {})
         ):
