@@ -34,8 +34,9 @@ log = logging.getLogger(__name__)
 PIN_WAIT = 0.1
 PIN_ATTEMPTS = 300
 #: A session's recorded last activity is refreshed once it is older than this share of the
-#: timeout (not on every chunk): a fast series of PATCHes writes the database every few seconds,
-#: and a session still expires after at least ``(1 - TOUCH_SHARE)`` of the timeout idle.
+#: timeout (not on every chunk): a fast series of PATCHes writes the database every few seconds.
+#: The record may lag by that much, so a session ends only after ``timeout`` plus this share
+#: idle: never before the timeout, at most ``TOUCH_SHARE`` of it later.
 TOUCH_SHARE = 1 / 60
 
 
@@ -84,6 +85,8 @@ class UploadService:
         self.max_blob_size = max_blob_size
         self.timeout = timedelta(seconds=timeout)
         self.touch_after = self.timeout * TOUCH_SHARE
+        #: How old a session's record may be and the session still live (see TOUCH_SHARE).
+        self.idle_limit = self.timeout + self.touch_after
         #: Most open sessions per owner (None: no bound).
         self.max_sessions = max_sessions
 
@@ -96,7 +99,7 @@ class UploadService:
             repository,
             owner=owner,
             limit=self.max_sessions,
-            live_since=datetime.now(UTC) - self.timeout,
+            live_since=datetime.now(UTC) - self.idle_limit,
         )
         try:
             await self.store.start_upload(upload_id)
@@ -110,7 +113,7 @@ class UploadService:
         upload = await self.uploads.get(upload_id) if valid_upload_id(upload_id) else None
         if upload is None or upload.repository != repository:
             raise BlobUploadUnknown(detail={"upload": upload_id[:64]})
-        if upload.touched_at < datetime.now(UTC) - self.timeout:
+        if upload.touched_at < datetime.now(UTC) - self.idle_limit:
             await self._discard(upload_id)
             raise BlobUploadUnknown("blob upload expired", {"upload": upload_id})
         return upload
@@ -249,7 +252,7 @@ class UploadService:
 
     async def purge_expired(self) -> int:
         """Remove sessions idle longer than the timeout, with their data. Returns how many."""
-        cutoff = datetime.now(UTC) - self.timeout
+        cutoff = datetime.now(UTC) - self.idle_limit
         cutoff_epoch = cutoff.timestamp()
         removed = 0
         recent: set[str] = set()
