@@ -1,6 +1,6 @@
 """SQL store for packages and their versions as people manage them: listing, deletion, restore,
 grants and the purge of deleted content. Values are the dataclasses of
-:mod:`cargobay.metadata.base`."""
+:mod:`cargobay.ports.packages`."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import sqlalchemy as sa
 
 from cargobay.errors import Conflict
 from cargobay.metadata import quota
-from cargobay.metadata.base import Grant, PackageRecord, Purged, VersionRecord
 from cargobay.metadata.database import Database, aware, now, offloaded
-from cargobay.metadata.events import Event
 from cargobay.metadata.manifests import delete_versions, refresh_package_metadata
 from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import (
@@ -32,6 +30,8 @@ from cargobay.metadata.schema import (
     unreferenced_blobs,
 )
 from cargobay.oci.digest import Digest
+from cargobay.ports.events import Event
+from cargobay.ports.packages import Grant, PackageRecord, Purged, VersionRecord
 
 _owner = accounts.alias("owner")
 _source_owner = accounts.alias("source_owner")

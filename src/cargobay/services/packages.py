@@ -22,15 +22,9 @@ from cargobay.errors import (
     NotFound,
     Unauthenticated,
 )
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.base import (
-    Grant,
-    PackageRecord,
-    Purged,
-    VersionRecord,
-)
-from cargobay.metadata.packages import SqlPackageStore
 from cargobay.oci.digest import Digest
+from cargobay.ports.accounts import AccountStore
+from cargobay.ports.packages import Grant, PackageRecord, PackageStore, Purged, VersionRecord
 from cargobay.services.access import AccessService
 from cargobay.services.events import Action, Event, EventBus, acting
 
@@ -79,8 +73,8 @@ class Page:
 class PackageService:
     def __init__(
         self,
-        store: SqlPackageStore,
-        accounts: SqlAccountStore,
+        store: PackageStore,
+        accounts: AccountStore,
         access: AccessService,
         *,
         web_base: str,

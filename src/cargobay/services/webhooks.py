@@ -15,8 +15,8 @@ from typing import Any, Literal
 
 from cargobay.auth.principal import Kind, Principal
 from cargobay.errors import NotFound, Unauthenticated
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.webhooks import Delivery, Hook, NewDelivery, SqlWebhookStore
+from cargobay.ports.accounts import AccountStore
+from cargobay.ports.webhooks import Delivery, Hook, NewDelivery, WebhookStore
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.packages import Forbidden
 from cargobay.services.webhook_payloads import EVENT_TYPES, SUBSCRIBABLE
@@ -52,9 +52,7 @@ OPERATOR = Principal(kind=Kind.USER, site_admin=True)
 
 
 class Webhooks:
-    def __init__(
-        self, store: SqlWebhookStore, accounts: SqlAccountStore, *, allowed: AllowList
-    ) -> None:
+    def __init__(self, store: WebhookStore, accounts: AccountStore, *, allowed: AllowList) -> None:
         self.store = store
         self.accounts = accounts
         self.allowed = allowed

@@ -17,7 +17,7 @@ from cargobay.web.app import Web, form_handler, page
 
 
 def _service(web: Web) -> TrustedPublishing:
-    value: TrustedPublishing = web.state["trusted_publishing"]
+    value: TrustedPublishing = web.services.trusted_publishing
     return value
 
 

@@ -21,7 +21,7 @@ RECENT = 10
 
 
 def _service(web: Web) -> Webhooks:
-    value: Webhooks = web.state["webhooks"]
+    value: Webhooks = web.services.webhooks
     return value
 
 
