@@ -20,7 +20,7 @@ from cargobay.errors import NotFound, Unauthenticated, format_bytes
 from cargobay.ports.accounts import AccountStore
 from cargobay.ports.quota import NamespaceQuota, QuotaStore, warning_threshold
 from cargobay.services.accounts import InvalidInput
-from cargobay.services.packages import Forbidden
+from cargobay.services.package_core import Forbidden
 
 log = logging.getLogger(__name__)
 

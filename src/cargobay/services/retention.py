@@ -20,7 +20,8 @@ from cargobay.ports.events import Action, Actor, Event
 from cargobay.ports.packages import PackageRecord, PackageStore
 from cargobay.ports.retention import Removal, RetentionPolicy, RetentionStore
 from cargobay.services.events import EventBus, acting
-from cargobay.services.packages import Forbidden, PackageService, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
+from cargobay.services.packages import PackageService
 from cargobay.services.retention_rules import validate
 
 log = logging.getLogger(__name__)

@@ -13,7 +13,8 @@ from cargobay.ports.accounts import AccountStore
 from cargobay.ports.packages import PackageStore
 from cargobay.ports.quota import QuotaStore
 from cargobay.ports.usage import Usage, UsageStore
-from cargobay.services.packages import PackageService, Page
+from cargobay.services.package_core import Page
+from cargobay.services.packages import PackageService
 from cargobay.services.quotas import QuotaView
 
 #: Every package of a namespace on one page.

@@ -18,7 +18,7 @@ from cargobay.errors import NotFound, Unauthenticated
 from cargobay.ports.accounts import AccountStore
 from cargobay.ports.webhooks import Delivery, Hook, NewDelivery, WebhookStore
 from cargobay.services.accounts import InvalidInput
-from cargobay.services.packages import Forbidden
+from cargobay.services.package_core import Forbidden
 from cargobay.services.webhook_payloads import EVENT_TYPES, SUBSCRIBABLE
 from cargobay.services.webhook_targets import AllowList, check_literal
 

@@ -24,7 +24,8 @@ from cargobay.auth.principal import Principal
 from cargobay.errors import CargobayError
 from cargobay.services.container import Services
 from cargobay.services.events import bind_principal
-from cargobay.services.packages import Forbidden, PackageService, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
+from cargobay.services.packages import PackageService
 from cargobay.services.signin import Session, SignIn
 
 HERE = Path(__file__).parent

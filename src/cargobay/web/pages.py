@@ -16,7 +16,7 @@ from cargobay.oci import mediatypes as mt
 from cargobay.oci.names import RepositoryName
 from cargobay.oci.numbers import parse_id, parse_unsigned
 from cargobay.ports.packages import PackageRecord, VersionRecord
-from cargobay.services.packages import Page
+from cargobay.services.package_core import Page
 from cargobay.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Web, page, web_of
 from cargobay.web.usage import namespace_usage, package_usage
 

@@ -18,7 +18,7 @@ from cargobay.api.rest.schemas import Urls
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.audit import AuditForbidden
 from cargobay.services.container import Services
-from cargobay.services.packages import Forbidden, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
 
 #: domain error -> HTTP status, looked up along the exception's MRO. Every error of
 #: :mod:`cargobay.errors` is here (a test checks it); one that is not answers 400.

@@ -14,7 +14,7 @@ from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
 from cargobay.auth.principal import Principal
 from cargobay.services.container import Services
 from cargobay.services.events import bind_principal
-from cargobay.services.packages import Page
+from cargobay.services.package_core import Page
 
 #: Documented on every operation: GitHub's error shape for each status the API answers with.
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {

@@ -25,7 +25,8 @@ from cargobay.api.rest.dependencies import (
 from cargobay.api.rest.schemas import GrantOut, Package, PackageVersion
 from cargobay.auth.principal import Kind
 from cargobay.ports.packages import PackageRecord
-from cargobay.services.packages import Forbidden, PackageService
+from cargobay.services.package_core import Forbidden
+from cargobay.services.packages import PackageService
 
 router = APIRouter(responses=ERROR_RESPONSES)
 TAGS: list[str | Enum] = ["packages"]
