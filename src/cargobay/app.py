@@ -36,6 +36,7 @@ from cargobay.services.accounts import AccountService
 from cargobay.services.administration import Administration
 from cargobay.services.audit import AuditLog
 from cargobay.services.blobs import BlobService
+from cargobay.services.container import Services
 from cargobay.services.downloads import DownloadCounter
 from cargobay.services.events import Action, EventBus
 from cargobay.services.gc import GcService
@@ -118,8 +119,9 @@ def build_registry(
     metadata: SqlMetadata,
     store: BlobStore,
     events: EventBus | None = None,
+    quotas: QuotaService | None = None,
 ) -> Registry:
-    quotas = QuotaService(metadata.quotas, metadata.accounts)
+    quotas = quotas or QuotaService(metadata.quotas, metadata.accounts)
     return Registry(
         blobs=BlobService(store, metadata.blobs),
         uploads=UploadService(
@@ -256,7 +258,8 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
         events=events,
     )
     events.subscribe(Action.VERSION_PUBLISHED, packages.published)
-    registry = build_registry(settings, metadata, store, events)
+    quotas = QuotaService(metadata.quotas, metadata.accounts)
+    registry = build_registry(settings, metadata, store, events, quotas)
     accounts = AccountService(metadata, workflow_token_ttl=settings.workflow_token_ttl)
     signin = SignIn(
         metadata.accounts,
@@ -317,33 +320,33 @@ def create_app(settings: Settings | None = None) -> ASGIApp:
 
     administration = Administration(accounts)
     trusted_publishing = build_trusted_publishing(settings, metadata, accounts, administration)
-    state = {
-        "registry": registry,
-        "settings": settings,
-        "access": access,
-        "packages": packages,
-        "accounts": accounts,
-        "administration": administration,
-        "immutability": ImmutableTagService(packages, metadata.package_records, metadata.immutable),
-        "retention": retention,
-        "usage": UsageService(
+    services = Services(
+        settings=settings,
+        registry=registry,
+        access=access,
+        packages=packages,
+        accounts=accounts,
+        administration=administration,
+        immutability=ImmutableTagService(packages, metadata.package_records, metadata.immutable),
+        retention=retention,
+        usage=UsageService(
             packages, metadata.package_records, metadata.accounts, metadata.usage, metadata.quotas
         ),
-        "quotas": registry.quotas,
-        "signin": signin,
-        "trusted_publishing": trusted_publishing,
-        "audit": audit,
-        "jobs": jobs,
-        "webhooks": webhooks,
-    }
+        quotas=quotas,
+        signin=signin,
+        trusted_publishing=trusted_publishing,
+        audit=audit,
+        jobs=jobs,
+        webhooks=webhooks,
+    )
     site = Starlette(lifespan=lifespan, routes=HEALTH_ROUTES, exception_handlers={404: _not_found})
     site.state.settings = settings
     site.state.registry = registry
     site.state.health = HealthService(metadata.ping, store, _free_space_check(settings))
-    site.mount("/api/v3", create_rest_app(state))
-    site.mount("/", create_web_app(state))
+    site.mount("/api/v3", create_rest_app(services))
+    site.mount("/", create_web_app(services))
     app: ASGIApp = HostRouter(
-        OciApp(ROUTES, state),
+        OciApp(ROUTES, services),
         site,
         ForwardedHeaders(proxy_networks(settings.trusted_proxies)),
         site_host=settings.site_host,

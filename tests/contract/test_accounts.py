@@ -1,4 +1,4 @@
-"""Account, token and package-access stores (see metadata/base.py), on every SQL backend."""
+"""Account, token and package-access stores (see ports/accounts.py), on every SQL backend."""
 
 from __future__ import annotations
 

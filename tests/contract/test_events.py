@@ -13,11 +13,10 @@ import pytest
 
 from cargobay.errors import Conflict, ManifestBlobUnknown
 from cargobay.metadata.engine import make_engine, migrate
-from cargobay.metadata.events import Action, Actor, Event
-from cargobay.metadata.outbox import EventFilter
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
+from cargobay.ports.events import Action, Actor, Event, EventFilter
 from cargobay.services.events import EventBus, bind_actor
 from cargobay.services.manifests import ManifestService
 from cargobay.storage.memory import MemoryBlobStore

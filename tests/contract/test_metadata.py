@@ -1,4 +1,4 @@
-"""The metadata store contract (see metadata/base.py), run on every SQL backend."""
+"""The metadata store contract (see ports/registry.py), run on every SQL backend."""
 
 from __future__ import annotations
 
@@ -11,11 +11,11 @@ from typing import TypeVar
 import pytest
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, TooManyUploads
-from cargobay.metadata.base import NewManifest
 from cargobay.metadata.engine import make_engine, migrate, pending_migrations
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
+from cargobay.ports.registry import NewManifest
 
 pytestmark = pytest.mark.anyio
 T = TypeVar("T")

@@ -12,12 +12,13 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from cargobay.errors import Conflict, VersionInUse
-from cargobay.metadata.base import NewManifest, PackageRecord, VersionRecord
 from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.packages import SqlPackageStore
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
+from cargobay.ports.packages import PackageRecord, VersionRecord
+from cargobay.ports.registry import NewManifest
 
 pytestmark = pytest.mark.anyio
 

@@ -14,12 +14,12 @@ import sqlalchemy as sa
 from test_packages import create_package, digest_of, meta, push_image  # noqa: F401
 
 from cargobay.errors import QuotaExceeded
-from cargobay.metadata.base import NewManifest
-from cargobay.metadata.outbox import EventFilter
 from cargobay.metadata.schema import namespace_usage
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.mediatypes import OCI_MANIFEST
 from cargobay.oci.names import RepositoryName
+from cargobay.ports.events import EventFilter
+from cargobay.ports.registry import NewManifest
 
 pytestmark = pytest.mark.anyio
 

@@ -13,13 +13,15 @@ import anyio
 import pytest
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
-from cargobay.metadata.base import Account, NewManifest, PackageAccess
 from cargobay.metadata.engine import make_engine, migrate
-from cargobay.metadata.events import Action, Event
-from cargobay.metadata.retention import RetentionPolicy
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
+from cargobay.ports.accounts import Account, PackageAccess
+from cargobay.ports.events import Action, Event
+
+from cargobay.ports.registry import NewManifest
+from cargobay.ports.retention import RetentionPolicy
 from cargobay.services.events import EventBus
 from cargobay.services.retention import RetentionService
 

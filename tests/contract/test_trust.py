@@ -1,4 +1,4 @@
-"""The trust-policy store (metadata/trust_base.py), on every SQL backend."""
+"""The trust-policy store (ports/trust.py), on every SQL backend."""
 
 from __future__ import annotations
 

@@ -16,8 +16,8 @@ from cryptography.fernet import Fernet
 
 from cargobay.auth.sealing import SecretBox
 from cargobay.metadata.engine import make_engine, migrate
-from cargobay.metadata.events import Action, Actor, Event
 from cargobay.metadata.sql import SqlMetadata
+from cargobay.ports.events import Action, Actor, Event
 from cargobay.services.webhook_delivery import CONSUMER, WebhookDelivery
 from cargobay.services.webhook_payloads import Payloads
 from cargobay.services.webhook_targets import AllowList

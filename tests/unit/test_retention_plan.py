@@ -7,13 +7,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from cargobay.metadata.retention_plan import (
-    Inputs,
-    RetentionPolicy,
-    TagRow,
-    VersionRow,
-    plan,
-)
+from cargobay.metadata.retention_plan import Inputs, TagRow, VersionRow, plan
+from cargobay.ports.retention import RetentionPolicy
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.retention_rules import validate
 

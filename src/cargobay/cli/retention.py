@@ -101,7 +101,7 @@ def retention_set(
     data_dir: DataDir = None,
 ) -> None:
     """Set the policy (every rule at once; a rule not given is off)."""
-    from cargobay.metadata.retention import RetentionPolicy
+    from cargobay.ports.retention import RetentionPolicy
 
     policy = RetentionPolicy(
         untagged_days=untagged_days,

@@ -1,1 +1,2 @@
-"""Metadata: the only code that writes SQL. Protocols and value types in :mod:`.base`."""
+"""Metadata: the only code that writes SQL. It implements the stores :mod:`cargobay.ports`
+declares."""

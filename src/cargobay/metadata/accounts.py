@@ -1,5 +1,5 @@
 """SQL stores for accounts (users, organizations, teams, source repositories), tokens and
-package access. Values are the frozen dataclasses of :mod:`cargobay.metadata.base`."""
+package access. Values are the frozen dataclasses of :mod:`cargobay.ports.accounts`."""
 
 from __future__ import annotations
 
@@ -10,15 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from cargobay.errors import AlreadyExists, NotFound
-from cargobay.metadata.base import (
-    Account,
-    PackageAccess,
-    SourceRepository,
-    TokenRecord,
-    UserPackageFacts,
-)
 from cargobay.metadata.database import Database, aware, now, offloaded
-from cargobay.metadata.events import Event
 from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import (
     accounts,
@@ -32,6 +24,14 @@ from cargobay.metadata.schema import (
     tokens,
     web_sessions,
 )
+from cargobay.ports.accounts import (
+    Account,
+    PackageAccess,
+    SourceRepository,
+    TokenRecord,
+    UserPackageFacts,
+)
+from cargobay.ports.events import Event
 
 _ACCOUNT_COLUMNS = (
     "id, login, type, email, password_hash, site_admin, suspended, package_visibilities,"

@@ -18,9 +18,7 @@ import sqlalchemy as sa
 
 from cargobay.metadata.database import Database, now
 from cargobay.metadata.schema import blobs
-
-LIVE = "live"
-DELETING = "deleting"
+from cargobay.ports.maintenance import LIVE
 
 
 def lock_referenced(c: sa.Connection, db: Database, digests: Iterable[str]) -> dict[str, str]:

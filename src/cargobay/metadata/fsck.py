@@ -12,11 +12,9 @@ waits and then stores good bytes again.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 
 import sqlalchemy as sa
 
-from cargobay.metadata.blobrows import DELETING, LIVE
 from cargobay.metadata.database import Database, now, offloaded
 from cargobay.metadata.schema import (
     blob_links,
@@ -27,35 +25,7 @@ from cargobay.metadata.schema import (
     tags,
     unreferenced_blobs,
 )
-
-
-@dataclass(slots=True)
-class Known:
-    """What the metadata says about one digest."""
-
-    digest: str
-    #: Size per repository linking it.
-    links: dict[str, int] = field(default_factory=dict)
-    #: The ``blobs`` row: (size, state), if there is one.
-    row: tuple[int, str] | None = None
-    #: Versions listing it: (repository, manifest digest, deleted).
-    versions: list[tuple[str, str, bool]] = field(default_factory=list)
-
-    def sizes(self) -> set[int]:
-        found = set(self.links.values())
-        if self.row is not None and self.row[1] == LIVE:
-            found.add(self.row[0])
-        return found
-
-
-@dataclass(frozen=True, slots=True)
-class ManifestRow:
-    id: int
-    repository: str
-    digest: str
-    size: int
-    content: bytes
-    tags: tuple[str, ...]
+from cargobay.ports.maintenance import DELETING, LIVE, Known, ManifestRow
 
 
 @offloaded

@@ -14,30 +14,16 @@ import contextlib
 import fcntl
 import os
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
 from datetime import datetime
 
 import sqlalchemy as sa
 
-from cargobay.metadata.blobrows import DELETING, LIVE
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.schema import blob_links, blobs, manifest_refs, unreferenced_blobs
+from cargobay.ports.maintenance import DELETING, LIVE, Claimed
 
-#: Rows claimed per transaction: locks are held briefly, and an upload of the same bytes waits
-#: at most for one batch's deletes.
-BATCH = 200
 #: Any fixed number: the PostgreSQL advisory lock of the one collector running at a time.
 _ADVISORY_KEY = 0x636172676F6763
-
-
-@dataclass(frozen=True, slots=True)
-class Claimed:
-    """The outcome of one claim: blobs now ``deleting`` (digest, size), and how many were left
-    because something references them, or they were uploaded within the grace period."""
-
-    deleting: list[tuple[str, int]]
-    in_use: int
-    recent: int
 
 
 def _referenced(c: sa.Connection, digests: Sequence[str]) -> set[str]:

@@ -10,21 +10,11 @@ import fcntl
 import hashlib
 import os
 from pathlib import Path
-from typing import IO, Protocol
+from typing import IO
 
 import sqlalchemy as sa
 
-
-class JobLock(Protocol):
-    def try_acquire(self) -> bool:
-        """Take the lock without waiting; True if this process holds it now (also when it
-        already did)."""
-
-    def held(self) -> bool:
-        """Whether this process still holds it (a lost database connection loses it)."""
-
-    def release(self) -> None:
-        """Give it up (nothing if not held)."""
+from cargobay.ports.maintenance import JobLock
 
 
 def lock_key(name: str) -> int:

@@ -10,9 +10,7 @@ import sqlalchemy as sa
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, VersionInUse
 from cargobay.metadata import blobrows, immutability, quota
-from cargobay.metadata.base import Manifest, NewManifest, Referrer, StoredManifest
 from cargobay.metadata.database import Database, aware, now, offloaded
-from cargobay.metadata.events import Event
 from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import (
     PUBLISHED,
@@ -24,6 +22,8 @@ from cargobay.metadata.schema import (
 )
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
+from cargobay.ports.events import Event
+from cargobay.ports.registry import Manifest, NewManifest, Referrer, StoredManifest
 
 
 def _manifest(repository: RepositoryName, row: Sequence[Any]) -> Manifest:

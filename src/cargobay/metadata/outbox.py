@@ -9,14 +9,13 @@ never skips an event that commits later with a smaller id. (SQLite has one write
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
 
 from cargobay.metadata.database import Database, aware, now, offloaded
-from cargobay.metadata.events import Action, Actor, Event
 from cargobay.metadata.schema import (
     accounts,
     event_cursors,
@@ -24,6 +23,7 @@ from cargobay.metadata.schema import (
     repositories,
     source_repositories,
 )
+from cargobay.ports.events import Action, Actor, Event, EventFilter
 
 #: The advisory lock key that orders event appends on PostgreSQL ("cbevents").
 _APPEND_LOCK = 0x6362_6576_656E_7473 & 0x7FFF_FFFF_FFFF_FFFF
@@ -116,24 +116,6 @@ def _event(row: Any) -> Event:
         at=aware(row.created_at),
         names={k: v for k, v in names.items() if v},
     )
-
-
-@dataclass(frozen=True, slots=True)
-class EventFilter:
-    """What an audit-log query selects; None matches everything."""
-
-    owner_id: int | None = None
-    #: Events in this account's namespace or made by it.
-    involving: int | None = None
-    actor: str | None = None
-    actions: tuple[str, ...] = ()
-    package: str | None = None
-    since: datetime | None = None
-    until: datetime | None = None
-    #: Cursor pagination, newest first: only events with a smaller id.
-    before: int | None = None
-    #: Oldest first: only events with a greater id.
-    after: int | None = None
 
 
 @offloaded

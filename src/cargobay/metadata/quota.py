@@ -17,27 +17,15 @@ blob. Bulk removals (purge) recount the namespaces they touched in the same tran
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass
 
 import sqlalchemy as sa
 
 from cargobay.errors import QuotaExceeded
 from cargobay.metadata.database import Database, now, offloaded
-from cargobay.metadata.events import Action, Actor, Event
 from cargobay.metadata.outbox import append
 from cargobay.metadata.schema import accounts, namespace_usage, repositories
-
-
-@dataclass(frozen=True, slots=True)
-class NamespaceQuota:
-    """A namespace's usage counter and quota (``quota`` None: no limit)."""
-
-    owner_id: int
-    login: str
-    used: int
-    quota: int | None
-    warn_percent: int | None
-
+from cargobay.ports.events import Action, Actor, Event
+from cargobay.ports.quota import NamespaceQuota, warning_threshold
 
 _MEASURE = """
 SELECT
@@ -152,13 +140,6 @@ def charge(c: sa.Connection, row: NamespaceQuota, delta: int, *, enforce: bool =
                 )
             ],
         )
-
-
-def warning_threshold(row: NamespaceQuota) -> int | None:
-    """Bytes from which the namespace is warned, if it has a quota and a threshold."""
-    if row.quota is None or row.warn_percent is None:
-        return None
-    return row.quota * row.warn_percent // 100
 
 
 def measure(c: sa.Connection, owner_id: int) -> int:

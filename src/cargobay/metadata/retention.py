@@ -19,17 +19,9 @@ import sqlalchemy as sa
 
 from cargobay.metadata import immutability
 from cargobay.metadata.database import Database, aware, now, offloaded
-from cargobay.metadata.events import Event
 from cargobay.metadata.manifests import delete_versions
 from cargobay.metadata.outbox import append
-from cargobay.metadata.retention_plan import (
-    Inputs,
-    Removal,
-    RetentionPolicy,
-    TagRow,
-    VersionRow,
-    plan,
-)
+from cargobay.metadata.retention_plan import Inputs, TagRow, VersionRow, plan
 from cargobay.metadata.schema import (
     manifest_refs,
     manifests,
@@ -37,6 +29,8 @@ from cargobay.metadata.schema import (
     retention_policies,
     tags,
 )
+from cargobay.ports.events import Event
+from cargobay.ports.retention import Removal, RetentionPolicy
 
 __all__ = ["Removal", "RetentionPolicy", "SqlRetentionStore"]
 

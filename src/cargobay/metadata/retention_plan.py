@@ -20,26 +20,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-
-@dataclass(frozen=True, slots=True)
-class RetentionPolicy:
-    #: Untagged versions last pushed more than this many days ago go (None: never).
-    untagged_days: int | None = None
-    #: Keep this many most recent tags (by when they were pushed) ...
-    keep_tags: int | None = None
-    #: ... and the tags matching these (globs, or regular expressions after ``re:``).
-    tag_patterns: tuple[str, ...] = ()
-    #: Keep versions pulled within this many days.
-    pulled_days: int | None = None
-
-    @property
-    def prunes_tags(self) -> bool:
-        """Whether tagged versions can go at all (a tag rule is set)."""
-        return self.keep_tags is not None or bool(self.tag_patterns)
-
-    @property
-    def active(self) -> bool:
-        return self.untagged_days is not None or self.prunes_tags
+from cargobay.ports.retention import Removal, RetentionPolicy
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,18 +41,6 @@ class TagRow:
     name: str
     version_id: int
     updated_at: datetime
-
-
-@dataclass(frozen=True, slots=True)
-class Removal:
-    """A version the policy removes, and why."""
-
-    id: int
-    digest: str
-    kind: str
-    tags: tuple[str, ...]
-    pushed_at: datetime
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ import sqlite3
 from collections.abc import Iterator
 from pathlib import Path
 
-from cargobay.metadata.blobrows import DELETING
+from cargobay.ports.maintenance import DELETING
 
 
 def sqlite_path(url: str) -> Path | None:

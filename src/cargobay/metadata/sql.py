@@ -15,7 +15,6 @@ from limits.aio.storage import Storage
 
 from cargobay.errors import TooManyUploads, Unavailable
 from cargobay.metadata import blobrows, quota
-from cargobay.metadata.base import Upload
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.manifests import SqlManifestStore
 from cargobay.metadata.schema import (
@@ -28,6 +27,8 @@ from cargobay.metadata.schema import (
 )
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
+from cargobay.ports.maintenance import LIVE
+from cargobay.ports.registry import Upload
 
 
 def _first_int(row: Sequence[Any]) -> int:
@@ -72,7 +73,7 @@ class SqlBlobLinkStore:
             state = blobrows.lock_referenced(c, self.db, [digest]).get(digest)
             if state is None:
                 blobrows.pin(c, self.db, digest, size)
-            elif state != blobrows.LIVE:
+            elif state != LIVE:
                 raise Unavailable("the blob was being removed as it was stored; push it again")
             self._insert_link(c, repository, digest, size)
 
@@ -107,7 +108,7 @@ class SqlBlobLinkStore:
             size = c.execute(
                 sa.text(_LINKED_SIZE), {"repository": source, "digest": digest}
             ).scalar()
-            if size is None or states.get(digest) != blobrows.LIVE:
+            if size is None or states.get(digest) != LIVE:
                 return None
             self._insert_link(c, repository, digest, int(size))
             return int(size)

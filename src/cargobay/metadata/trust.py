@@ -1,4 +1,4 @@
-"""SQL store of trust policies and exchanged ID tokens (see :mod:`.trust_base`)."""
+"""SQL store of trust policies and exchanged ID tokens (see :mod:`cargobay.ports.trust`)."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import sqlalchemy as sa
 
 from cargobay.metadata.database import Database, aware, now, offloaded
 from cargobay.metadata.schema import accounts, seen_id_tokens, source_repositories, trust_policies
-from cargobay.metadata.trust_base import TrustPolicy
+from cargobay.ports.trust import TrustPolicy
 
 _COLUMNS = (
     trust_policies.c.id,

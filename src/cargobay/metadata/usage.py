@@ -5,20 +5,10 @@ Deleted versions still in their restore window count: they still take the space.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import sqlalchemy as sa
 
 from cargobay.metadata.database import Database, offloaded
-
-
-@dataclass(frozen=True, slots=True)
-class Usage:
-    stored: int
-    as_pushed: int
-    blobs: int
-    versions: int
-
+from cargobay.ports.usage import Usage
 
 _PACKAGES_OF_OWNER = "SELECT id FROM repositories WHERE owner_id = :owner"
 

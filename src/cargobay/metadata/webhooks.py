@@ -10,7 +10,6 @@ exhausted, ``failed``.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -25,10 +24,7 @@ from cargobay.metadata.schema import (
     webhook_deliveries,
     webhooks,
 )
-
-PENDING = "pending"
-DELIVERED = "delivered"
-FAILED = "failed"
+from cargobay.ports.webhooks import PENDING, Delivery, Hook, NewDelivery
 
 
 def webhook_backlog(c: sa.Connection) -> dict[str, int]:
@@ -41,57 +37,6 @@ def webhook_backlog(c: sa.Connection) -> dict[str, int]:
     ).scalar()
     unread = c.execute(sa.select(sa.func.count()).where(events.c.id > int(position or 0))).scalar()
     return {"webhook_pending": int(pending or 0), "outbox_backlog": int(unread or 0)}
-
-
-@dataclass(frozen=True, slots=True)
-class Hook:
-    id: int
-    #: The organization or user whose events it gets; None: every event of the site.
-    owner_id: int | None
-    url: str
-    #: As stored: sealed (see cargobay.auth.sealing), or plain text if stored before that.
-    secret: str | None
-    content_type: str
-    events: tuple[str, ...]
-    active: bool
-    created_at: datetime
-    updated_at: datetime
-    owner_login: str | None = None
-    owner_type: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class Delivery:
-    id: int
-    hook_id: int
-    event_id: int | None
-    guid: str
-    event: str
-    action: str | None
-    redelivery: bool
-    state: str
-    attempts: int
-    created_at: datetime
-    next_at: datetime
-    payload: str
-    delivered_at: datetime | None = None
-    status: str | None = None
-    status_code: int | None = None
-    duration: float | None = None
-    request_headers: dict[str, str] = field(default_factory=dict)
-    response_headers: dict[str, str] = field(default_factory=dict)
-    response_body: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class NewDelivery:
-    hook_id: int
-    event_id: int | None
-    guid: str
-    event: str
-    action: str | None
-    payload: str
-    redelivery: bool = False
 
 
 def _hook(row: Any) -> Hook:

@@ -35,7 +35,7 @@ from cargobay.errors import (
     TooManyRequests,
     Unauthenticated,
 )
-from cargobay.metadata.base import (
+from cargobay.ports.accounts import (
     AccountStore,
     PackageAccess,
     PackageAccessStore,

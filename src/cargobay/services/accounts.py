@@ -12,9 +12,9 @@ from cargobay.auth.passwords import check_password, hash_password
 from cargobay.auth.policy import Role, Visibility, parse_scopes
 from cargobay.auth.secrets import TokenKind, hash_token, new_token, token_kind
 from cargobay.errors import CargobayError, NotFound
-from cargobay.metadata.base import Account, PackageAccess, SourceRepository, TokenRecord
-from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.numbers import parse_id
+from cargobay.ports.accounts import Account, PackageAccess, SourceRepository, TokenRecord
+from cargobay.ports.packages import AccountStores
 from cargobay.services.events import Action, Event, current_actor
 
 _LOGIN = re.compile(r"[a-z0-9](?:[a-z0-9]|-(?=[a-z0-9])){0,38}")
@@ -42,7 +42,7 @@ def parse_duration(value: str) -> timedelta:
 
 
 class AccountService:
-    def __init__(self, metadata: SqlMetadata, *, workflow_token_ttl: int) -> None:
+    def __init__(self, metadata: AccountStores, *, workflow_token_ttl: int) -> None:
         self.accounts = metadata.accounts
         self.tokens = metadata.tokens
         self.packages = metadata.packages

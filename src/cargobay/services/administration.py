@@ -8,9 +8,9 @@ from __future__ import annotations
 from cargobay.auth.policy import Role, Scope
 from cargobay.auth.principal import Kind, Principal
 from cargobay.errors import NotFound, Unauthenticated
-from cargobay.metadata.base import Account, SourceRepository, TokenRecord
+from cargobay.ports.accounts import Account, SourceRepository, TokenRecord
 from cargobay.services.accounts import AccountService, InvalidInput, NewToken
-from cargobay.services.packages import Forbidden, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
 
 #: GitHub's repository permissions, as the roles cargobay has.
 REPOSITORY_PERMISSIONS = {

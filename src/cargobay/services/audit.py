@@ -16,8 +16,8 @@ from typing import Any
 
 from cargobay.auth.principal import Principal
 from cargobay.errors import CargobayError, NotFound, Unauthenticated
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.outbox import EventFilter, SqlEventLog
+from cargobay.ports.accounts import AccountStore
+from cargobay.ports.events import EventFilter, EventLog
 from cargobay.services.events import Action, Actor, Event, current_actor
 
 log = logging.getLogger(__name__)
@@ -98,7 +98,7 @@ def _filter(query: AuditQuery) -> EventFilter:
 
 
 class AuditLog:
-    def __init__(self, events: SqlEventLog, accounts: SqlAccountStore, *, retention: float) -> None:
+    def __init__(self, events: EventLog, accounts: AccountStore, *, retention: float) -> None:
         self.events = events
         self.accounts = accounts
         self.retention = timedelta(seconds=retention)

@@ -29,8 +29,8 @@ from pathlib import Path
 
 from cargobay.errors import CargobayError
 from cargobay.metadata import snapshot
-from cargobay.metadata.gc import SqlGcStore
 from cargobay.oci.digest import Digest
+from cargobay.ports.maintenance import GcStore
 from cargobay.storage.filesystem import FilesystemBlobStore
 
 DATABASE = "cargobay.db"
@@ -82,7 +82,7 @@ def _copy(source: str, target: Path, link: bool) -> None:
 
 
 @contextlib.contextmanager
-def _collector_stopped(gc: SqlGcStore, wait: float) -> Iterator[None]:
+def _collector_stopped(gc: GcStore, wait: float) -> Iterator[None]:
     """Hold the garbage collector's lock (no collection starts, across processes)."""
     deadline = time.monotonic() + wait
     while True:
@@ -99,7 +99,7 @@ def backup(
     target: Path,
     *,
     database: Path,
-    gc: SqlGcStore,
+    gc: GcStore,
     store: FilesystemBlobStore,
     extra_files: list[Path],
     link: bool = False,

@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
 from cargobay.errors import BlobUnknown, QuotaExceeded
-from cargobay.metadata.base import BlobLinkStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
+from cargobay.ports.registry import BlobLinkStore
 from cargobay.storage.base import BlobStore
 
 

@@ -6,7 +6,7 @@ every few seconds (and when the process stops), so a count can lag by that inter
 
 from __future__ import annotations
 
-from cargobay.metadata.base import ManifestStore
+from cargobay.ports.registry import ManifestStore
 
 
 class DownloadCounter:

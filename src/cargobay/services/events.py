@@ -18,7 +18,7 @@ from collections.abc import Awaitable, Callable, Sequence
 from contextvars import ContextVar
 
 from cargobay.auth.principal import Principal
-from cargobay.metadata.events import Action, Actor, Event
+from cargobay.ports.events import Action, Actor, Event
 
 log = logging.getLogger(__name__)
 

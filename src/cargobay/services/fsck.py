@@ -29,10 +29,8 @@ from collections.abc import Callable
 import anyio
 
 from cargobay.errors import BlobUnknown
-from cargobay.metadata.blobrows import DELETING
-from cargobay.metadata.fsck import Known, SqlFsckStore
-from cargobay.metadata.gc import SqlGcStore
 from cargobay.oci.digest import Digest
+from cargobay.ports.maintenance import DELETING, FsckStore, GcStore, Known
 from cargobay.services.fsck_report import FsckReport
 from cargobay.storage.base import BlobStore
 
@@ -63,7 +61,7 @@ def _versions(known: Known) -> list[list[str]]:
 
 
 class FsckService:
-    def __init__(self, fsck: SqlFsckStore, gc: SqlGcStore, store: BlobStore) -> None:
+    def __init__(self, fsck: FsckStore, gc: GcStore, store: BlobStore) -> None:
         self.fsck = fsck
         self.gc = gc
         self.store = store

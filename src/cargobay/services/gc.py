@@ -28,9 +28,9 @@ from datetime import UTC, datetime, timedelta
 
 import anyio
 
-from cargobay.metadata.base import UploadStore
-from cargobay.metadata.gc import BATCH, SqlGcStore
 from cargobay.oci.digest import Digest
+from cargobay.ports.maintenance import BATCH, GcStore
+from cargobay.ports.registry import UploadStore
 from cargobay.services.uploads import UploadService
 from cargobay.storage.base import BlobStore
 
@@ -104,7 +104,7 @@ Progress = Callable[[str, GcReport, int | None], None]
 class GcService:
     def __init__(
         self,
-        gc: SqlGcStore,
+        gc: GcStore,
         store: BlobStore,
         uploads: UploadService,
         sessions: UploadStore,

@@ -8,8 +8,7 @@ from collections.abc import Sequence
 
 from cargobay.auth.principal import Principal
 from cargobay.errors import NotFound
-from cargobay.metadata.immutability import SqlImmutableTagStore
-from cargobay.metadata.packages import SqlPackageStore
+from cargobay.ports.packages import ImmutableTagStore, PackageStore
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.packages import PackageService
 
@@ -35,8 +34,8 @@ class ImmutableTagService:
     def __init__(
         self,
         packages: PackageService | None,
-        records: SqlPackageStore,
-        rules: SqlImmutableTagStore,
+        records: PackageStore,
+        rules: ImmutableTagStore,
     ) -> None:
         """``packages`` checks who may do what; the operator's commands go without it."""
         self.packages = packages

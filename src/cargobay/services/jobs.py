@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import anyio
 import anyio.to_thread
 
-from cargobay.metadata.locks import JobLock
+from cargobay.ports.maintenance import JobLock
 
 log = logging.getLogger(__name__)
 

@@ -13,14 +13,6 @@ from cargobay.errors import (
     TagInvalid,
     Unsupported,
 )
-from cargobay.metadata.base import (
-    Manifest,
-    ManifestStore,
-    NewManifest,
-    Referrer,
-    RepositoryStore,
-    StoredManifest,
-)
 from cargobay.oci import annotations as labels_
 from cargobay.oci import mediatypes as mt
 from cargobay.oci.digest import (
@@ -33,6 +25,14 @@ from cargobay.oci.digest import (
 )
 from cargobay.oci.manifest import ParsedManifest, parse_manifest
 from cargobay.oci.names import RepositoryName, Tag, parse_tag
+from cargobay.ports.registry import (
+    Manifest,
+    ManifestStore,
+    NewManifest,
+    Referrer,
+    RepositoryStore,
+    StoredManifest,
+)
 from cargobay.services.events import Action, Event, EventBus, current_actor
 from cargobay.storage.base import BlobStore
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from cargobay.auth.access import Action
 from cargobay.auth.policy import Visibility, scope_allows
 from cargobay.auth.principal import Kind, Principal
-from cargobay.metadata.base import AccountStore, PackageAccessStore
+from cargobay.ports.accounts import AccountStore, PackageAccessStore
 
 
 class PackageCreation:

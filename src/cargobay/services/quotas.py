@@ -20,10 +20,10 @@ from dataclasses import dataclass
 
 from cargobay.auth.principal import Principal
 from cargobay.errors import NotFound, Unauthenticated, format_bytes
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.quota import NamespaceQuota, SqlQuotaStore, warning_threshold
+from cargobay.ports.accounts import AccountStore
+from cargobay.ports.quota import NamespaceQuota, QuotaStore, warning_threshold
 from cargobay.services.accounts import InvalidInput
-from cargobay.services.packages import Forbidden
+from cargobay.services.package_core import Forbidden
 
 log = logging.getLogger(__name__)
 
@@ -86,7 +86,7 @@ def _view(row: NamespaceQuota) -> QuotaView:
 
 
 class QuotaService:
-    def __init__(self, store: SqlQuotaStore, accounts: SqlAccountStore) -> None:
+    def __init__(self, store: QuotaStore, accounts: AccountStore) -> None:
         self.store = store
         self.accounts = accounts
 

@@ -15,13 +15,13 @@ from datetime import UTC, datetime
 from cargobay.auth.policy import Scope, Visibility
 from cargobay.auth.principal import Kind, Principal
 from cargobay.errors import NotFound, Unauthenticated
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.base import Account, PackageRecord
-from cargobay.metadata.events import Action, Actor, Event
-from cargobay.metadata.packages import SqlPackageStore
-from cargobay.metadata.retention import Removal, RetentionPolicy, SqlRetentionStore
+from cargobay.ports.accounts import Account, AccountStore
+from cargobay.ports.events import Action, Actor, Event
+from cargobay.ports.packages import PackageRecord, PackageStore
+from cargobay.ports.retention import Removal, RetentionPolicy, RetentionStore
 from cargobay.services.events import EventBus, acting
-from cargobay.services.packages import Forbidden, PackageService, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
+from cargobay.services.packages import PackageService
 from cargobay.services.retention_rules import validate
 
 log = logging.getLogger(__name__)
@@ -52,9 +52,9 @@ class RetentionService:
     def __init__(
         self,
         packages: PackageService | None,
-        records: SqlPackageStore,
-        accounts: SqlAccountStore,
-        store: SqlRetentionStore,
+        records: PackageStore,
+        accounts: AccountStore,
+        store: RetentionStore,
         *,
         protected_downloads: int,
         events: EventBus | None = None,

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 import re2
 
-from cargobay.metadata.retention import RetentionPolicy
+from cargobay.ports.retention import RetentionPolicy
 from cargobay.services.accounts import InvalidInput
 
 MAX_PATTERNS = 50

@@ -20,7 +20,7 @@ from cargobay.auth.principal import Kind, Principal
 from cargobay.auth.ratelimit import FailureLimiter
 from cargobay.auth.secrets import hash_token, same_secret
 from cargobay.errors import TooManyRequests, Unauthenticated
-from cargobay.metadata.accounts import SqlAccountStore, SqlSessionStore
+from cargobay.ports.accounts import AccountStore, SessionStore
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,8 +32,8 @@ class Session:
 class SignIn:
     def __init__(
         self,
-        accounts: SqlAccountStore,
-        sessions: SqlSessionStore,
+        accounts: AccountStore,
+        sessions: SessionStore,
         limiter: FailureLimiter,
         *,
         ttl: float,

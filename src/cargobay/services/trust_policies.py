@@ -15,7 +15,7 @@ from collections.abc import Iterable, Mapping
 from fnmatch import fnmatchcase
 from typing import Any
 
-from cargobay.metadata.trust_base import TrustPolicy
+from cargobay.ports.trust import TrustPolicy
 from cargobay.services.accounts import InvalidInput
 
 _CLAIM_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_.:-]{0,63}")

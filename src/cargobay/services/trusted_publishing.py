@@ -15,7 +15,7 @@ from cargobay.auth.oidc import LEEWAY, IdTokenRejected, IdTokenVerifier, Verifie
 from cargobay.auth.oidc_keys import IssuerUnavailable
 from cargobay.auth.principal import Principal
 from cargobay.errors import CargobayError, NotFound
-from cargobay.metadata.trust_base import TrustPolicy, TrustStore
+from cargobay.ports.trust import TrustPolicy, TrustStore
 from cargobay.services.accounts import AccountService
 from cargobay.services.administration import Administration
 from cargobay.services.trust_policies import InvalidPolicy, check_conditions, mismatch

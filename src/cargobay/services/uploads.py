@@ -22,9 +22,9 @@ from cargobay.errors import (
     TooLarge,
     Unavailable,
 )
-from cargobay.metadata.base import BlobLinkStore, Upload, UploadStore
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
+from cargobay.ports.registry import BlobLinkStore, Upload, UploadStore
 from cargobay.storage.base import BlobStore
 from cargobay.storage.uploads import new_upload_id, valid_upload_id
 

@@ -9,11 +9,12 @@ from dataclasses import dataclass
 
 from cargobay.auth.principal import Kind, Principal
 from cargobay.errors import NotFound
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.packages import SqlPackageStore
-from cargobay.metadata.quota import SqlQuotaStore
-from cargobay.metadata.usage import SqlUsageStore, Usage
-from cargobay.services.packages import PackageService, Page
+from cargobay.ports.accounts import AccountStore
+from cargobay.ports.packages import PackageStore
+from cargobay.ports.quota import QuotaStore
+from cargobay.ports.usage import Usage, UsageStore
+from cargobay.services.package_core import Page
+from cargobay.services.packages import PackageService
 from cargobay.services.quotas import QuotaView
 
 #: Every package of a namespace on one page.
@@ -34,10 +35,10 @@ class UsageService:
     def __init__(
         self,
         packages: PackageService | None,
-        records: SqlPackageStore,
-        accounts: SqlAccountStore,
-        usage: SqlUsageStore,
-        quotas: SqlQuotaStore | None = None,
+        records: PackageStore,
+        accounts: AccountStore,
+        usage: UsageStore,
+        quotas: QuotaStore | None = None,
     ) -> None:
         """``packages`` checks who sees what; the operator's commands go without it."""
         self.packages = packages

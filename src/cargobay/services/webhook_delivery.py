@@ -28,17 +28,16 @@ import anyio
 import anyio.to_thread
 
 from cargobay.auth.sealing import SealingError, SecretBox
-from cargobay.metadata.events import Event
-from cargobay.metadata.outbox import SqlEventLog
-from cargobay.metadata.packages import SqlPackageStore
-from cargobay.metadata.webhooks import (
+from cargobay.ports.events import Event, EventLog
+from cargobay.ports.packages import PackageStore
+from cargobay.ports.webhooks import (
     DELIVERED,
     FAILED,
     PENDING,
     Delivery,
     Hook,
     NewDelivery,
-    SqlWebhookStore,
+    WebhookStore,
 )
 from cargobay.services.webhook_payloads import Payloads, deliveries_of, wants
 from cargobay.services.webhook_targets import AllowList, Answer, post
@@ -95,9 +94,9 @@ def request_of(hook: Hook, delivery: Delivery, secret: str | None) -> tuple[byte
 class WebhookDelivery:
     def __init__(
         self,
-        store: SqlWebhookStore,
-        events: SqlEventLog,
-        packages: SqlPackageStore,
+        store: WebhookStore,
+        events: EventLog,
+        packages: PackageStore,
         payloads: Payloads,
         *,
         box: SecretBox,

@@ -16,8 +16,8 @@ from datetime import datetime
 from typing import Any
 from urllib.parse import quote
 
-from cargobay.metadata.base import PackageRecord, VersionRecord
-from cargobay.metadata.events import Action, Event
+from cargobay.ports.events import Action, Event
+from cargobay.ports.packages import PackageRecord, VersionRecord
 
 #: Event types a hook may subscribe to (``*``: all of them).
 EVENT_TYPES = ("registry_package", "package", "cargobay_package")

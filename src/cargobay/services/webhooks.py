@@ -18,10 +18,10 @@ from typing import Any, Literal
 from cargobay.auth.principal import Kind, Principal
 from cargobay.auth.sealing import SealingError, SecretBox
 from cargobay.errors import NotFound, Unauthenticated
-from cargobay.metadata.accounts import SqlAccountStore
-from cargobay.metadata.webhooks import Delivery, Hook, NewDelivery, SqlWebhookStore
+from cargobay.ports.accounts import AccountStore
+from cargobay.ports.webhooks import Delivery, Hook, NewDelivery, WebhookStore
 from cargobay.services.accounts import InvalidInput
-from cargobay.services.packages import Forbidden
+from cargobay.services.package_core import Forbidden
 from cargobay.services.webhook_payloads import EVENT_TYPES, SUBSCRIBABLE
 from cargobay.services.webhook_targets import AllowList, check_literal
 
@@ -59,8 +59,8 @@ OPERATOR = Principal(kind=Kind.USER, site_admin=True)
 class Webhooks:
     def __init__(
         self,
-        store: SqlWebhookStore,
-        accounts: SqlAccountStore,
+        store: WebhookStore,
+        accounts: AccountStore,
         *,
         allowed: AllowList,
         box: SecretBox,

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
@@ -12,6 +10,7 @@ from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 
 from cargobay.errors import CargobayError
+from cargobay.services.container import Services
 from cargobay.web import (
     audit,
     forms,
@@ -86,8 +85,8 @@ ROUTES = [
 ]
 
 
-def create_web_app(state: dict[str, Any]) -> SecurityHeaders:
-    web = Web(state)
+def create_web_app(services: Services) -> SecurityHeaders:
+    web = Web(services)
 
     async def not_found(request: Request, exc: Exception) -> Response:
         status = exc.status_code if isinstance(exc, HTTPException) else 500

@@ -22,8 +22,10 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from cargobay import errors
 from cargobay.auth.principal import Principal
 from cargobay.errors import CargobayError
+from cargobay.services.container import Services
 from cargobay.services.events import bind_principal
-from cargobay.services.packages import Forbidden, PackageService, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
+from cargobay.services.packages import PackageService
 from cargobay.services.signin import Session, SignIn
 
 HERE = Path(__file__).parent
@@ -128,11 +130,11 @@ def page_status(exc: CargobayError) -> tuple[str, int]:
 class Web:
     """What the handlers share: services, templates, the session of a request."""
 
-    def __init__(self, state: dict[str, Any]) -> None:
-        settings = state["settings"]
-        self.state = state
-        self.packages: PackageService = state["packages"]
-        self.signin: SignIn = state["signin"]
+    def __init__(self, services: Services) -> None:
+        settings = services.settings
+        self.services = services
+        self.packages: PackageService = services.packages
+        self.signin: SignIn = services.signin
         self.templates = make_templates()
         self.base_url: str = settings.public_base_url
         self.registry_host: str = settings.registry_address

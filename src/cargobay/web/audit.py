@@ -19,7 +19,7 @@ PAGE = 50
 
 
 def _audit(web: Web) -> AuditLog:
-    value: AuditLog = web.state["audit"]
+    value: AuditLog = web.services.audit
     return value
 
 

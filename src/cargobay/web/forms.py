@@ -10,8 +10,8 @@ from starlette.responses import RedirectResponse, Response
 
 from cargobay.auth.policy import Role, Scope
 from cargobay.errors import Conflict, NotFound
-from cargobay.metadata.base import PackageRecord
 from cargobay.oci.numbers import parse_id
+from cargobay.ports.packages import PackageRecord
 from cargobay.services.administration import Administration
 from cargobay.services.signin import Session
 from cargobay.web.app import SESSION_COOKIE, Web, form_handler, page
@@ -29,7 +29,7 @@ def _version_id(request: Request) -> int:
 
 
 def _admin(web: Web) -> Administration:
-    value: Administration = web.state["administration"]
+    value: Administration = web.services.administration
     return value
 
 
@@ -53,12 +53,12 @@ async def settings_page(request: Request, web: Web, package: PackageRecord) -> R
             "grants": grants,
             "deleted_versions": deleted,
             "visibilities": allowed,
-            "immutable_patterns": await web.state["immutability"].patterns(
+            "immutable_patterns": await web.services.immutability.patterns(
                 viewer, package.owner_login, package.owner_type, package.package_name
             ),
             "html_url": web.packages.package_html_url(package),
             "message": request.query_params.get("done", "")[:200],
-            "retention": await web.state["retention"].effective(package),
+            "retention": await web.services.retention.effective(package),
         },
     )
 

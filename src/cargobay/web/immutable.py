@@ -12,7 +12,7 @@ from cargobay.web.forms import _back, _package
 
 
 def service(web: Web) -> ImmutableTagService:
-    value: ImmutableTagService = web.state["immutability"]
+    value: ImmutableTagService = web.services.immutability
     return value
 
 

@@ -11,11 +11,12 @@ from starlette.responses import RedirectResponse, Response
 from cargobay.auth.policy import Role
 from cargobay.auth.secrets import same_secret
 from cargobay.errors import CargobayError, NotFound, TooManyRequests, Unavailable
-from cargobay.metadata.base import PackageRecord, VersionRecord
 from cargobay.oci import jsondoc
 from cargobay.oci import mediatypes as mt
+from cargobay.oci.names import RepositoryName
 from cargobay.oci.numbers import parse_id, parse_unsigned
-from cargobay.services.packages import Page
+from cargobay.ports.packages import PackageRecord, VersionRecord
+from cargobay.services.package_core import Page
 from cargobay.web.app import LOGIN_CSRF_COOKIE, SESSION_COOKIE, Web, page, web_of
 from cargobay.web.usage import namespace_usage, package_usage
 
@@ -157,8 +158,10 @@ async def _platforms(web: Web, package: PackageRecord, version: VersionRecord) -
 
 
 async def _referrers(web: Web, package: PackageRecord, version: VersionRecord) -> list[Any]:
-    registry = web.state["registry"]
-    return list(await registry.manifests.referrers(package.name, version.digest, None))
+    registry = web.services.registry
+    return list(
+        await registry.manifests.referrers(RepositoryName(package.name), version.digest, None)
+    )
 
 
 @page
@@ -245,8 +248,8 @@ async def _version_page(
     version = await web.packages.store.version(package.id, version_id)
     if version is None or version.deleted_at is not None:
         raise NotFound("Package version not found.")
-    registry = web.state["registry"]
-    manifest = await registry.manifests.get(package.name, version.digest)
+    registry = web.services.registry
+    manifest = await registry.manifests.get(RepositoryName(package.name), version.digest)
     document = json.loads(manifest.content)
     layers = document.get("layers") or []
     config_labels: dict[str, str] = {}

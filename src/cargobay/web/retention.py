@@ -7,9 +7,9 @@ from starlette.responses import Response
 
 from cargobay.auth.policy import Role
 from cargobay.errors import NotFound
-from cargobay.metadata.base import PackageRecord
-from cargobay.metadata.retention import RetentionPolicy
 from cargobay.oci.numbers import parse_id
+from cargobay.ports.packages import PackageRecord
+from cargobay.ports.retention import RetentionPolicy
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.retention import Effective, RetentionService
 from cargobay.services.signin import Session
@@ -18,7 +18,7 @@ from cargobay.web.forms import _back, _package
 
 
 def service(web: Web) -> RetentionService:
-    value: RetentionService = web.state["retention"]
+    value: RetentionService = web.services.retention
     return value
 
 

@@ -9,7 +9,7 @@ from starlette.responses import RedirectResponse, Response
 
 from cargobay.errors import NotFound
 from cargobay.oci.numbers import parse_id
-from cargobay.services.packages import Forbidden, ScopeMissing
+from cargobay.services.package_core import Forbidden, ScopeMissing
 from cargobay.services.signin import Session
 from cargobay.services.trust_policies import parse_conditions
 from cargobay.services.trusted_publishing import TrustedPublishing
@@ -17,7 +17,7 @@ from cargobay.web.app import Web, form_handler, page
 
 
 def _service(web: Web) -> TrustedPublishing:
-    value: TrustedPublishing = web.state["trusted_publishing"]
+    value: TrustedPublishing = web.services.trusted_publishing
     return value
 
 

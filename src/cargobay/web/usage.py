@@ -12,7 +12,7 @@ from cargobay.web.app import Web
 
 
 def _usage(web: Web) -> UsageService:
-    service: UsageService = web.state["usage"]
+    service: UsageService = web.services.usage
     return service
 
 

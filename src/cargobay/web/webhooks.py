@@ -11,7 +11,7 @@ from starlette.responses import RedirectResponse, Response
 
 from cargobay.errors import NotFound
 from cargobay.oci.numbers import parse_id, parse_unsigned
-from cargobay.services.packages import Forbidden
+from cargobay.services.package_core import Forbidden
 from cargobay.services.signin import Session
 from cargobay.services.webhook_payloads import EVENT_TYPES
 from cargobay.services.webhooks import HookSpec, Target, Webhooks
@@ -21,7 +21,7 @@ RECENT = 10
 
 
 def _service(web: Web) -> Webhooks:
-    value: Webhooks = web.state["webhooks"]
+    value: Webhooks = web.services.webhooks
     return value
 
 

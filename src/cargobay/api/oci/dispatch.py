@@ -17,6 +17,7 @@ from starlette.types import Receive, Scope, Send
 from cargobay.api.oci.body import finish_body
 from cargobay.api.oci.errors import error_response, handle_domain_error
 from cargobay.errors import CargobayError
+from cargobay.services.container import Services
 
 log = logging.getLogger(__name__)
 
@@ -70,9 +71,9 @@ def _match(path: str) -> tuple[str, dict[str, str]] | None:
 class OciApp:
     """Serves ``/v2``; ``routes`` maps endpoint names (see ``_match``) to handlers."""
 
-    def __init__(self, routes: Mapping[str, Route], state: dict[str, object]) -> None:
+    def __init__(self, routes: Mapping[str, Route], services: Services) -> None:
         self.routes = routes
-        self.state = state
+        self.services = services
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         request = Request(scope, receive)
@@ -105,5 +106,5 @@ class OciApp:
                 {"Allow": ", ".join(sorted(route.methods))},
             )
         scope["path_params"] = params
-        scope["cargobay"] = self.state
+        scope["cargobay"] = self.services
         return await route.handler(request)

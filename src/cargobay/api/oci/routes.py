@@ -48,17 +48,17 @@ _CONTENT_RANGE = re.compile(r"(?:bytes[ =])?([0-9]+)-([0-9]+)(?:/(?:[0-9]+|\*))?
 
 
 def registry(request: Request) -> Registry:
-    reg: Registry = request.scope["cargobay"]["registry"]
+    reg: Registry = request.scope["cargobay"].registry
     return reg
 
 
 def packages(request: Request) -> PackageService:
-    service: PackageService = request.scope["cargobay"]["packages"]
+    service: PackageService = request.scope["cargobay"].packages
     return service
 
 
 def access_service(request: Request) -> AccessService:
-    service: AccessService = request.scope["cargobay"]["access"]
+    service: AccessService = request.scope["cargobay"].access
     return service
 
 

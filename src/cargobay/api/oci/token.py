@@ -62,7 +62,7 @@ async def _exchange(service: TrustedPublishing, form: dict[str, list[str]]) -> R
 
 
 async def token(request: Request) -> Response:
-    access: AccessService = request.scope["cargobay"]["access"]
+    access: AccessService = request.scope["cargobay"].access
     client = request.client.host if request.client else ""
     params = request.query_params
     if request.method == "POST":
@@ -70,7 +70,7 @@ async def token(request: Request) -> Response:
         form = parse_qs(body.decode("utf-8", "replace"), keep_blank_values=True)
         grant_type = form.get("grant_type", [""])[0]
         if grant_type == GRANT_TYPE:
-            return await _exchange(request.scope["cargobay"]["trusted_publishing"], form)
+            return await _exchange(request.scope["cargobay"].trusted_publishing, form)
         if grant_type != "password":
             raise Unsupported(
                 f"grant_type {grant_type!r} is not supported; use password or {GRANT_TYPE}"

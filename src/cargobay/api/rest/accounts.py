@@ -12,16 +12,16 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state, urls
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services, urls
 from cargobay.api.rest.schemas import MinimalRepository, Organization, SimpleUser, Token
-from cargobay.metadata.base import SourceRepository
+from cargobay.ports.accounts import SourceRepository
 from cargobay.services.administration import Administration
 
 router = APIRouter(responses=ERROR_RESPONSES)
 
 
 def administration(request: Request) -> Administration:
-    value: Administration = state(request)["administration"]
+    value: Administration = services(request).administration
     return value
 
 

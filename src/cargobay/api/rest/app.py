@@ -3,11 +3,9 @@ OpenAPI document at ``/api/v3/openapi.json``), GitHub's error shape and paginati
 
 from __future__ import annotations
 
-import math
-from typing import Annotated, Any
 from urllib.parse import unquote
 
-from fastapi import Depends, FastAPI, Query, Request
+from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -15,12 +13,12 @@ from starlette.types import Receive, Scope, Send
 
 from cargobay import errors
 from cargobay.api.oci.errors import log_out_of_storage
-from cargobay.api.rest.schemas import Message, Urls, ValidationFailed
-from cargobay.auth.principal import Principal
+from cargobay.api.rest.routers import ROUTERS
+from cargobay.api.rest.schemas import Urls
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.audit import AuditForbidden
-from cargobay.services.events import bind_principal
-from cargobay.services.packages import Forbidden, Page, ScopeMissing
+from cargobay.services.container import Services
+from cargobay.services.package_core import Forbidden, ScopeMissing
 
 #: domain error -> HTTP status, looked up along the exception's MRO. Every error of
 #: :mod:`cargobay.errors` is here (a test checks it); one that is not answers 400.
@@ -54,18 +52,6 @@ STATUS: dict[type[errors.CargobayError], int] = {
     errors.TooManyRequests: 429,
     errors.Unavailable: 503,
     errors.InsufficientStorage: 507,
-}
-
-
-#: Documented on every operation: GitHub's error shape for each status the API answers with.
-ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
-    401: {"model": Message, "description": "Requires authentication, or bad credentials"},
-    403: {"model": Message, "description": "A scope or a role is missing"},
-    404: {"model": Message, "description": "Not found, or not visible to the caller"},
-    409: {"model": Message, "description": "Conflicts with the current state"},
-    422: {"model": ValidationFailed, "description": "Validation failed"},
-    429: {"model": Message, "description": "Too many failed sign-ins"},
-    503: {"model": Message, "description": "The database or the blob store is unavailable"},
 }
 
 
@@ -103,74 +89,8 @@ class RestApp:
                 original["route"] = scope["route"]  # the route template, for metrics and logs
 
 
-def state(request: Request) -> dict[str, Any]:
-    value: dict[str, Any] = request.app.state.cargobay
-    return value
-
-
-def urls(request: Request) -> Urls:
-    value: Urls = request.app.state.urls
-    return value
-
-
-async def principal(request: Request) -> Principal:
-    """Who is calling: ``Authorization: Bearer <token>``, ``token <token>`` or Basic with a
-    token as the password; anonymous without the header."""
-    header = request.headers.get("authorization")
-    if header and header.lower().startswith("token "):
-        header = "Bearer " + header[6:]
-    client = request.client.host if request.client else ""
-    who: Principal = await state(request)["access"].authenticate(header, client)
-    if who.registry_grant is not None:
-        raise errors.Unauthenticated("Bad credentials: registry tokens are for /v2 only")
-    bind_principal(who)
-    return who
-
-
-Caller = Annotated[Principal, Depends(principal)]
-
-
-def page(
-    page: Annotated[int, Query(ge=1, description="Page number, from 1")] = 1,
-    per_page: Annotated[int, Query(ge=1, le=100, description="Results per page (max 100)")] = 30,
-) -> Page:
-    return Page(page, per_page)
-
-
-Paging = Annotated[Page, Depends(page)]
-
-
-def link_header(request: Request, page: Page, total: int) -> dict[str, str]:
-    """GitHub's ``Link`` header: ``next`` and ``last`` (and ``first``, ``prev``)."""
-    last = max(1, math.ceil(total / page.size))
-    links = []
-
-    def url(number: int) -> str:
-        return str(request.url.include_query_params(page=number, per_page=page.size))
-
-    if page.number < last:
-        links.append(f'<{url(page.number + 1)}>; rel="next"')
-        links.append(f'<{url(last)}>; rel="last"')
-    if page.number > 1:
-        links.append(f'<{url(1)}>; rel="first"')
-        links.append(f'<{url(min(page.number - 1, last))}>; rel="prev"')
-    return {"Link": ", ".join(links)} if links else {}
-
-
-def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
-    from cargobay.api.rest import (
-        accounts,
-        audit,
-        immutability,
-        packages,
-        quotas,
-        retention,
-        trust,
-        usage,
-        webhooks,
-    )
-
-    settings = cargobay["settings"]
+def create_rest_app(cargobay: Services) -> RestApp:
+    settings = cargobay.settings
     app = FastAPI(
         title="cargobay REST API",
         version="2022-11-28",
@@ -229,13 +149,6 @@ def create_rest_app(cargobay: dict[str, Any]) -> RestApp:
         message = "Not Found" if exc.status_code == 404 else str(exc.detail)
         return error(exc.status_code, message)
 
-    app.include_router(packages.router)
-    app.include_router(immutability.router)
-    app.include_router(retention.router)
-    app.include_router(usage.router)
-    app.include_router(quotas.router)
-    app.include_router(accounts.router)
-    app.include_router(trust.router)
-    app.include_router(audit.router)
-    app.include_router(webhooks.router)
+    for router in ROUTERS:
+        app.include_router(router)
     return RestApp(app)

@@ -13,7 +13,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services
 from cargobay.oci.numbers import parse_unsigned
 from cargobay.services.audit import AuditLog, AuditQuery, InvalidFilter, entry
 from cargobay.services.events import Event
@@ -41,7 +41,7 @@ class AuditLogEntry(BaseModel):
 
 
 def audit_log(request: Request) -> AuditLog:
-    value: AuditLog = state(request)["audit"]
+    value: AuditLog = services(request).audit
     return value
 
 

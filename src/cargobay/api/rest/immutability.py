@@ -10,7 +10,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services
 from cargobay.api.rest.packages import (
     SETTINGS_TAGS,
     Owner,
@@ -35,7 +35,7 @@ class ImmutableTags(BaseModel):
 
 
 def service(request: Request) -> ImmutableTagService:
-    value: ImmutableTagService = state(request)["immutability"]
+    value: ImmutableTagService = services(request).immutability
     return value
 
 

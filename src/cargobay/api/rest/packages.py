@@ -14,11 +14,19 @@ from fastapi import APIRouter, Body, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, Paging, link_header, state, urls
+from cargobay.api.rest.dependencies import (
+    ERROR_RESPONSES,
+    Caller,
+    Paging,
+    link_header,
+    services,
+    urls,
+)
 from cargobay.api.rest.schemas import GrantOut, Package, PackageVersion
 from cargobay.auth.principal import Kind
-from cargobay.metadata.base import PackageRecord
-from cargobay.services.packages import Forbidden, PackageService
+from cargobay.ports.packages import PackageRecord
+from cargobay.services.package_core import Forbidden
+from cargobay.services.packages import PackageService
 
 router = APIRouter(responses=ERROR_RESPONSES)
 TAGS: list[str | Enum] = ["packages"]
@@ -32,7 +40,7 @@ class Owner:
 
 
 def service(request: Request) -> PackageService:
-    value: PackageService = state(request)["packages"]
+    value: PackageService = services(request).packages
     return value
 
 

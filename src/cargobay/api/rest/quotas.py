@@ -9,7 +9,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Request
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services
 from cargobay.api.rest.packages import LOGIN
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.quotas import QuotaService, QuotaView, parse_size
@@ -38,7 +38,7 @@ class QuotaUpdate(BaseModel):
 
 
 def service(request: Request) -> QuotaService:
-    value: QuotaService = state(request)["quotas"]
+    value: QuotaService = services(request).quotas
     return value
 
 

@@ -12,7 +12,7 @@ from fastapi import APIRouter, Depends, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services
 from cargobay.api.rest.packages import (
     SETTINGS_TAGS,
     Owner,
@@ -23,7 +23,7 @@ from cargobay.api.rest.packages import (
     signed_in_owner,
     user_owner,
 )
-from cargobay.metadata.retention import Removal, RetentionPolicy
+from cargobay.ports.retention import Removal, RetentionPolicy
 from cargobay.services.retention import Effective, RetentionService
 from cargobay.services.retention_rules import MAX_DAYS, MAX_PATTERN_LENGTH, MAX_PATTERNS, MAX_TAGS
 
@@ -111,7 +111,7 @@ class Cleanup(BaseModel):
 
 
 def service(request: Request) -> RetentionService:
-    value: RetentionService = state(request)["retention"]
+    value: RetentionService = services(request).retention
     return value
 
 

@@ -9,7 +9,8 @@ from urllib.parse import quote
 
 from pydantic import BaseModel, Field
 
-from cargobay.metadata.base import Account, Grant, PackageRecord, TokenRecord, VersionRecord
+from cargobay.ports.accounts import Account, TokenRecord
+from cargobay.ports.packages import Grant, PackageRecord, VersionRecord
 
 
 class SimpleUser(BaseModel):

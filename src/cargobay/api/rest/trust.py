@@ -11,8 +11,8 @@ from fastapi import APIRouter, Path, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
-from cargobay.metadata.trust_base import TrustPolicy
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services
+from cargobay.ports.trust import TrustPolicy
 from cargobay.services.trusted_publishing import TrustedPublishing
 
 router = APIRouter(responses=ERROR_RESPONSES, tags=["trusted-publishing"])
@@ -42,7 +42,7 @@ class TrustPolicyOut(BaseModel):
 
 
 def _service(request: Request) -> TrustedPublishing:
-    value: TrustedPublishing = state(request)["trusted_publishing"]
+    value: TrustedPublishing = services(request).trusted_publishing
     return value
 
 

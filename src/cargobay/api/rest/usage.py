@@ -11,7 +11,7 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services
 from cargobay.api.rest.packages import (
     TAGS,
     Owner,
@@ -61,7 +61,7 @@ class NamespaceUsage(BaseModel):
 
 
 def service(request: Request) -> UsageService:
-    value: UsageService = state(request)["usage"]
+    value: UsageService = services(request).usage
     return value
 
 

@@ -16,8 +16,8 @@ from fastapi import APIRouter, Depends, Path, Query, Request
 from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, Field
 
-from cargobay.api.rest.app import ERROR_RESPONSES, Caller, state, urls
-from cargobay.metadata.webhooks import PENDING, Delivery, Hook
+from cargobay.api.rest.dependencies import ERROR_RESPONSES, Caller, services, urls
+from cargobay.ports.webhooks import PENDING, Delivery, Hook
 from cargobay.services.accounts import InvalidInput
 from cargobay.services.webhooks import HookSpec, Target, Webhooks
 
@@ -104,7 +104,7 @@ class DeliveryDetail(DeliveryOut):
 
 
 def _service(request: Request) -> Webhooks:
-    value: Webhooks = state(request)["webhooks"]
+    value: Webhooks = services(request).webhooks
     return value
 
 

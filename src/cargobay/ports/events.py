@@ -3,16 +3,16 @@
 The service layer decides which events a change makes; the stores append them to the
 ``events`` table (the outbox) in the same transaction as the change, so neither exists
 without the other. Ids grow with commit order, so a consumer that remembers the last id it
-handled (see :class:`cargobay.metadata.outbox.SqlEventLog`) sees every event, in order.
+handled (see :class:`EventLog`) sees every event, in order.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any
+from typing import Any, Protocol
 
 
 class Action(StrEnum):
@@ -68,3 +68,43 @@ class Event:
     id: int | None = None
     #: Read back: the logins and names the ids stood for (``namespace``, ``workflow_repository``).
     names: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class EventFilter:
+    """What an audit-log query selects; None matches everything."""
+
+    owner_id: int | None = None
+    #: Events in this account's namespace or made by it.
+    involving: int | None = None
+    actor: str | None = None
+    actions: tuple[str, ...] = ()
+    package: str | None = None
+    since: datetime | None = None
+    until: datetime | None = None
+    #: Cursor pagination, newest first: only events with a smaller id.
+    before: int | None = None
+    #: Oldest first: only events with a greater id.
+    after: int | None = None
+
+
+class EventLog(Protocol):
+    async def append(self, found: Sequence[Event]) -> None:
+        """Append events that describe no other change (e.g. a failed sign-in)."""
+
+    async def search(
+        self, where: EventFilter, *, limit: int, newest_first: bool
+    ) -> list[Event]: ...
+
+    async def after(self, position: int, *, limit: int) -> list[Event]:
+        """Events with an id greater than ``position``, oldest first (for consumers)."""
+
+    async def position(self, consumer: str) -> int:
+        """The last event id ``consumer`` handled (0 before its first)."""
+
+    async def advance(self, consumer: str, position: int) -> None:
+        """Record that ``consumer`` handled every event up to ``position``; never moves back."""
+
+    async def prune(self, before: datetime) -> int:
+        """Delete events older than ``before`` that every consumer has handled; returns how
+        many went."""
