@@ -452,13 +452,28 @@ def s3_bucket(s3_service: S3Service) -> Iterator[str]:
             raise
 
 
-# -- parallel runs (pytest-xdist, ``--dist loadgroup``) -----------------------------------------
+# -- parallel runs (pytest-xdist) --------------------------------------------------------------
+
+#: A test on the session's S3 (a Ceph RGW that takes a while to start, and that the scale tests
+#: stop and restart): its node id names S3, or it is in ``tests/scale/``.
+_ON_S3 = re.compile(r"(?:^|[^a-z0-9])s3(?:[^a-z0-9]|$)")
 
 
-def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
-    """Keep each module on one worker (its module-scoped servers start once), and every test
-    on S3 on one worker (one Ceph RGW per run, not one per worker)."""
-    for item in items:
-        fixtures = getattr(item, "fixturenames", ())
-        group = "s3" if "s3_service" in fixtures else item.nodeid.split("::", 1)[0]
-        item.add_marker(pytest.mark.xdist_group(group))
+def xdist_scope(nodeid: str) -> str:
+    """The unit of work a parallel worker takes whole: a module (its module-scoped servers
+    start once), except that every test on S3 goes to one worker (one Ceph RGW per run)."""
+    module = nodeid.split("::", 1)[0]
+    if module.startswith("tests/scale/") or _ON_S3.search(nodeid.lower()):
+        return "s3"
+    return module
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ModuleScheduling(LoadScopeScheduling):  # type: ignore[misc]
+        def _split_scope(self, nodeid: str) -> str:
+            return xdist_scope(nodeid)
+
+    return ModuleScheduling(config, log)

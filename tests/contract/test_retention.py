@@ -19,7 +19,6 @@ from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
 from cargobay.ports.accounts import Account, PackageAccess
 from cargobay.ports.events import Action, Event
-
 from cargobay.ports.registry import NewManifest
 from cargobay.ports.retention import RetentionPolicy
 from cargobay.services.events import EventBus

@@ -9,6 +9,7 @@ import base64
 import json
 import os
 import subprocess
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -25,12 +26,10 @@ class Clients:
     root: Path
     env: dict[str, str]
     wrapper: list[str] = field(default_factory=list)
-
-    @property
-    def runroot(self) -> Path:
-        """Short on purpose: podman refuses a runroot longer than 50 characters (and
-        ``/tmp/pytest-of-root/pytest-NNN/clients0/storage/run`` is 51)."""
-        return self.root / "run"
+    #: Short on purpose: podman refuses a runroot longer than 50 characters, and a test's
+    #: temporary directory under a parallel worker (``/tmp/pytest-of-root/pytest-NNN/popen-gw0/
+    #: clients0/run``) is longer; see :func:`short_runroot`.
+    runroot: Path = field(default_factory=lambda: short_runroot())
 
     def _run(
         self,
@@ -147,6 +146,11 @@ def _mount_namespace_wrapper(cache_dir: Path) -> list[str]:
     return wrapper if probe.returncode == 0 else []
 
 
+def short_runroot() -> Path:
+    """A fresh directory for podman's and buildah's run state, short enough for podman."""
+    return Path(tempfile.mkdtemp(prefix="cb-run-", dir="/tmp"))
+
+
 def make_clients(root: Path) -> Clients:
     """Write an isolated configuration under ``root`` and return clients that use it.
 
@@ -161,6 +165,7 @@ def make_clients(root: Path) -> Clients:
       one in which that directory is bind-mounted from ``root/cache``.
     """
     home = root / "home"
+    runroot = short_runroot()
     (home / ".config" / "containers").mkdir(parents=True)
     (home / ".config" / "containers" / "policy.json").write_text(
         '{"default": [{"type": "insecureAcceptAnything"}]}\n'
@@ -168,7 +173,7 @@ def make_clients(root: Path) -> Clients:
     (root / "registries.conf").write_text("unqualified-search-registries = []\n")
     (root / "storage.conf").write_text(
         '[storage]\ndriver = "vfs"\n'
-        f'graphroot = "{root / "storage" / "root"}"\nrunroot = "{root / "run"}"\n'
+        f'graphroot = "{root / "storage" / "root"}"\nrunroot = "{runroot}"\n'
     )
     for sub in ("tmp", "docker", "cache", "podman/tmp", "xdg-runtime"):
         (root / sub).mkdir(parents=True, exist_ok=True)
@@ -189,7 +194,7 @@ def make_clients(root: Path) -> Clients:
         "DOCKER_CONFIG": str(root / "docker"),
         "TMPDIR": str(root / "tmp"),
     }
-    return Clients(root, env, _mount_namespace_wrapper(root / "cache"))
+    return Clients(root, env, _mount_namespace_wrapper(root / "cache"), runroot)
 
 
 TARGET = os.environ.get("CARGOBAY_TEST_TARGET", "cargobay")

@@ -119,11 +119,13 @@ def test_counters_move_by_what_was_pushed_and_pulled(server_factory: Any) -> Non
                 assert got.content == manifest
         for data in blobs:
             assert http.get(f"/v2/{repo}/blobs/{digest(data)}").content == data
+    # Each of the two workers counts failures itself (no Redis here): eight failures put at
+    # least four on one worker, past its limit of two, whichever worker takes which request.
     with fresh(server) as anonymous:
         statuses = [
-            anonymous.get("/v2/", auth=("nobody", "cbp_wrong")).status_code for _ in range(4)
+            anonymous.get("/v2/", auth=("nobody", "cbp_wrong")).status_code for _ in range(8)
         ]
-    assert statuses[-1] == 429, statuses
+    assert statuses[0] == 401 and 429 in statuses, statuses
 
     def moved(name: str, **labels: str) -> float:
         return value(after, name, **labels) - value(before, name, **labels)

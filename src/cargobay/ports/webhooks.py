@@ -78,6 +78,12 @@ class WebhookStore(Protocol):
 
     async def get(self, hook_id: int) -> Hook | None: ...
 
+    async def secrets(self) -> list[tuple[int, str]]:
+        """Every hook's stored secret, as ``(hook id, secret)``."""
+
+    async def replace_secret(self, hook_id: int, old: str, new: str) -> int:
+        """Store ``new`` as the hook's secret if it is still ``old``; returns 1 if it was."""
+
     async def for_owner(self, owner_id: int | None) -> list[Hook]:
         """The hooks of one owner (None: the site's own)."""
 
