@@ -269,5 +269,13 @@ def test_a_suspended_user_is_out_of_the_pages_and_the_api_until_unsuspended(
 
         operator("user", "unsuspend", login)
         assert api_status() == 200
+        # The session the suspension ended stays ended: its holder signs in again.
+        assert signed_in.get("/settings/tokens").status_code == 303
         assert sign_in(returning, login, password) == 303
         assert returning.get("/settings/tokens").status_code == 200
+
+        new_password = "another long passphrase"
+        operator("user", "set-password", login, "--password-stdin", input=new_password + "\n")
+        assert returning.get("/settings/tokens").status_code == 303
+        assert sign_in(returning, login, password) == 401
+        assert sign_in(returning, login, new_password) == 303

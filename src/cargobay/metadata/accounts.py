@@ -465,3 +465,10 @@ class SqlSessionStore:
     async def delete_expired(self) -> None:
         with self.db.write() as c:
             c.execute(sa.delete(web_sessions).where(web_sessions.c.expires_at < now()))
+
+    async def delete_for_user(self, user_id: int) -> int:
+        """End every session of the user; returns how many there were."""
+        with self.db.write() as c:
+            return int(
+                c.execute(sa.delete(web_sessions).where(web_sessions.c.user_id == user_id)).rowcount
+            )

@@ -194,3 +194,6 @@ class SessionStore(Protocol):
     async def delete(self, id_hash: str) -> None: ...
 
     async def delete_expired(self) -> None: ...
+
+    async def delete_for_user(self, user_id: int) -> int:
+        """End every session of the user; returns how many there were."""

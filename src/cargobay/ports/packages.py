@@ -9,7 +9,13 @@ from datetime import datetime
 from typing import Any, Protocol
 
 from cargobay.oci.digest import Digest
-from cargobay.ports.accounts import AccountStore, PackageAccess, PackageAccessStore, TokenStore
+from cargobay.ports.accounts import (
+    AccountStore,
+    PackageAccess,
+    PackageAccessStore,
+    SessionStore,
+    TokenStore,
+)
 from cargobay.ports.events import Event
 
 
@@ -221,3 +227,5 @@ class AccountStores(Protocol):
     def packages(self) -> PackageAccessStore: ...
     @property
     def package_records(self) -> PackageStore: ...
+    @property
+    def sessions(self) -> SessionStore: ...

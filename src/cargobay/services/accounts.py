@@ -47,6 +47,7 @@ class AccountService:
         self.tokens = metadata.tokens
         self.packages = metadata.packages
         self.package_records = metadata.package_records
+        self.sessions = metadata.sessions
         self.workflow_token_ttl = workflow_token_ttl
 
     # -- lookups ----------------------------------------------------------------------------
@@ -99,17 +100,23 @@ class AccountService:
         )
 
     async def set_password(self, login: str, password: str) -> None:
-        """Set or reset a user's web sign-in password (the rules: :func:`check_password`)."""
+        """Set or reset a user's web sign-in password (the rules: :func:`check_password`). Every
+        open web session of the user ends: whoever signed in with the old one is out."""
         check_password(password)
         user = await self.account(login, type_="User")
         await self.accounts.update(user.id, password_hash=hash_password(password))
+        await self.sessions.delete_for_user(user.id)
 
     async def users(self) -> list[Account]:
         return await self.accounts.users()
 
     async def set_suspended(self, login: str, suspended: bool) -> None:
+        """Suspend (or let back in) a user. Suspending ends their open web sessions, so lifting
+        the suspension later never revives one: they sign in again."""
         user = await self.account(login, type_="User")
         await self.accounts.update(user.id, suspended=suspended)
+        if suspended:
+            await self.sessions.delete_for_user(user.id)
 
     async def create_org(self, login: str, owner: str) -> Account:
         _check_login(login)
