@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
 import json
 import os
 import re
@@ -17,6 +16,7 @@ from typing import Any
 
 import httpx
 import jwt
+from kit import digest_of, operator_batch
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -29,28 +29,6 @@ WORKFLOW_RE = re.compile(r"cbw_[0-9A-Za-z]+")
 
 
 # -- the operator CLI ---------------------------------------------------------------------------
-
-
-# Runs operator commands one after another in one interpreter (one ~1 s start-up instead of one
-# per command). argv: data dir, JSON list of argument lists. Prints one JSON line: for each
-# command its exit code, stdout and stderr.
-_BATCH = """
-import contextlib, io, json, sys, traceback
-from cargobay.cli import cli
-results = []
-for args in json.loads(sys.argv[2]):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli([*args, "--data-dir", sys.argv[1]], standalone_mode=False) or 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results.append({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
-print(json.dumps(results))
-"""
 
 
 class Cli:
@@ -82,26 +60,7 @@ class Cli:
     ) -> list[subprocess.CompletedProcess[str]]:
         """Run commands in order in one interpreter. Each must exit 0, except those whose index
         is in ``may_fail``. Returns one result per command (stdout not stripped)."""
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _BATCH,
-                str(self.data_dir),
-                json.dumps(list(map(list, commands))),
-            ],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=300,
-        )
-        if done.returncode != 0 or not done.stdout.strip():
-            raise AssertionError(f"operator batch failed: {done.stderr[-2000:]}")
-        raw = json.loads(done.stdout.strip().splitlines()[-1])
-        results = [
-            subprocess.CompletedProcess(list(c), r["code"], r["stdout"], r["stderr"])
-            for c, r in zip(commands, raw, strict=True)
-        ]
+        results = operator_batch(self.data_dir, self.env, commands)
         allowed = set(may_fail)
         for i, result in enumerate(results):
             if result.returncode != 0 and i not in allowed:
@@ -135,10 +94,6 @@ def client(base_url: str, authorization: str | None = None) -> httpx.Client:
 
 
 # -- a tiny OCI client --------------------------------------------------------------------------
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def push_blob(http: httpx.Client, name: str, data: bytes) -> httpx.Response:

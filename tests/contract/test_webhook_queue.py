@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.events import Action, Actor, Event
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.services.webhook_delivery import CONSUMER, WebhookDelivery
@@ -21,20 +20,6 @@ from cargobay.services.webhook_payloads import Payloads
 from cargobay.services.webhook_targets import AllowList
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
 
 
 class Receiver:

@@ -18,8 +18,9 @@ from typing import Any
 import httpx
 import pytest
 import sqlalchemy as sa
-from images import OCI_MANIFEST, sha256_digest
-from registry_http import canonical, descriptor, explain, put_manifest, upload_blob
+from images import OCI_MANIFEST
+from kit import descriptor, digest_of
+from registry_http import canonical, explain, put_manifest, upload_blob
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -35,7 +36,7 @@ class Image:
 
     @property
     def digest(self) -> str:
-        return sha256_digest(self.manifest)
+        return digest_of(self.manifest)
 
     def layers(self) -> list[str]:
         return [d["digest"] for d in json.loads(self.manifest)["layers"]]
@@ -47,7 +48,7 @@ def push_image(
     """An image of a shared ``base`` layer and a layer of random bytes of its own."""
     config = canonical({"architecture": "amd64", "os": "linux", "tag": tag})
     own = secrets.token_bytes(size)
-    blobs = {sha256_digest(data): data for data in (config, base, own)}
+    blobs = {digest_of(data): data for data in (config, base, own)}
     for data in blobs.values():
         upload_blob(http, repo, data)
     manifest = canonical(

@@ -16,7 +16,8 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE, Clients
-from images import build_image, random_bytes, sha256_digest
+from images import build_image, random_bytes
+from kit import digest_of
 from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, explain, with_params
 
 pytestmark = [
@@ -65,7 +66,7 @@ def refused(r: httpx.Response, *phrases: str) -> None:
 def monolithic(http: httpx.Client, repo: str, data: bytes) -> httpx.Response:
     return http.post(
         f"/v2/{repo}/blobs/uploads/",
-        params={"digest": sha256_digest(data)},
+        params={"digest": digest_of(data)},
         content=data,
         headers={"Content-Type": "application/octet-stream"},
     )
@@ -78,13 +79,13 @@ def manifest_for(layers: list[bytes]) -> bytes:
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": EMPTY_CONFIG_TYPE,
-                "digest": sha256_digest(EMPTY_CONFIG),
+                "digest": digest_of(EMPTY_CONFIG),
                 "size": len(EMPTY_CONFIG),
             },
             "layers": [
                 {
                     "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256_digest(layer),
+                    "digest": digest_of(layer),
                     "size": len(layer),
                 }
                 for layer in layers
@@ -136,7 +137,7 @@ def test_pushes_under_the_quota_work_and_over_it_are_refused_with_nothing_visibl
     }
 
     big = random_bytes(80_000)
-    digest = sha256_digest(big)
+    digest = digest_of(big)
     seen = visible(http, repo, digest)
     assert seen["blob"] == 404
     message = (
@@ -211,7 +212,7 @@ def test_deleting_and_the_purge_free_quota(server: Any, http: httpx.Client) -> N
     assert r.status_code == 201, explain(r)
     assert used(server, ns) == 70_000
     # Unlinking a blob (DELETE) frees it too.
-    assert http.delete(f"/v2/{ns}/new/blobs/{sha256_digest(fresh)}").status_code == 202
+    assert http.delete(f"/v2/{ns}/new/blobs/{digest_of(fresh)}").status_code == 202
     assert used(server, ns) == 0
     # The garbage collector finds nothing counted that it removes.
     server.cli("gc", "--grace", "0s")
@@ -241,7 +242,7 @@ def test_racing_pushers_cannot_jointly_pass_the_quota(server: Any) -> None:
                 r = client.patch(location, content=iter([data]))
                 assert r.status_code == 202, explain(r)
                 barrier.wait()
-                r = client.put(with_params(location, digest=sha256_digest(data)))
+                r = client.put(with_params(location, digest=digest_of(data)))
                 outcomes.append(r.status_code)
 
         threads = [threading.Thread(target=push, args=(n,)) for n in range(4)]

@@ -5,7 +5,6 @@ template, status, bytes and who; and no secret used against the server anywhere 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
@@ -13,15 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kit import digest_of
 
 pytestmark = pytest.mark.e2e
 
 if os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference":
     pytest.skip("cargobay's own log", allow_module_level=True)
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def test_one_line_per_request_and_no_secret_in_the_log(
@@ -46,7 +42,7 @@ def test_one_line_per_request_and_no_secret_in_the_log(
     start = http.post("/v2/api/logged/blobs/uploads/", headers=bearer)
     assert start.status_code == 202, start.text
     put = http.put(
-        httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest(config)}),
+        httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest_of(config)}),
         content=config,
         headers=bearer,
     )
@@ -57,7 +53,7 @@ def test_one_line_per_request_and_no_secret_in_the_log(
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": digest(config),
+                "digest": digest_of(config),
                 "size": len(config),
             },
             "layers": [],
@@ -69,7 +65,7 @@ def test_one_line_per_request_and_no_secret_in_the_log(
         headers={**bearer, "Content-Type": "application/vnd.oci.image.manifest.v1+json"},
     )
     assert pushed.status_code == 201, pushed.text
-    assert http.get(f"/v2/api/logged/blobs/{digest(config)}", headers=bearer).content == config
+    assert http.get(f"/v2/api/logged/blobs/{digest_of(config)}", headers=bearer).content == config
     # A new personal access token through the REST API; wrong secrets of every kind.
     created = http.post("/api/v3/user/tokens", json={"scopes": ["read:packages"]}, auth=auth).json()
     secrets.append(created["token"])

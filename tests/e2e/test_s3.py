@@ -18,8 +18,8 @@ from images import (
     layout_contents,
     layout_manifest,
     referenced_blobs,
-    sha256_digest,
 )
+from kit import digest_of
 from registry_http import explain
 
 pytestmark = [
@@ -119,7 +119,7 @@ def test_chunked_upload_over_http_is_stored_in_s3(s3_registry: Any, s3_service: 
             )
             assert r.status_code == 202, explain(r)
             location = r.headers["location"]
-        digest = sha256_digest(data)
+        digest = digest_of(data)
         r = http.put(location, params={"digest": digest})
         assert r.status_code == 201, explain(r)
         r = http.get(f"/v2/e2e/s3-chunked/blobs/{digest}", follow_redirects=True)
