@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import json
 import os
 import re
 import subprocess
@@ -17,11 +16,10 @@ from typing import Any
 import httpx
 import jwt
 from kit import digest_of, operator_batch
+from kit import image as build_image
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
 
 PAT_RE = re.compile(r"cbp_[0-9A-Za-z]+")
@@ -108,25 +106,8 @@ def push_blob(http: httpx.Client, name: str, data: bytes) -> httpx.Response:
 
 def image(nonce: str) -> tuple[dict[str, bytes], bytes]:
     """A small unique image: its blobs (digest -> bytes) and its manifest bytes."""
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": []},
-            "config": {"Labels": {"nonce": nonce}},
-        }
-    ).encode()
-    layer = os.urandom(256)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
-        },
-        indent=2,
-    ).encode()
-    return {digest_of(config): config, digest_of(layer): layer}, manifest
+    built = build_image(labels={"nonce": nonce}, layer_size=256)
+    return built.blobs, built.manifest
 
 
 def put_manifest(http: httpx.Client, name: str, reference: str, body: bytes) -> httpx.Response:

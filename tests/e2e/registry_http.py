@@ -7,15 +7,10 @@ from typing import Any
 
 import httpx
 from images import OCI_MANIFEST
-from kit import Oci, digest_of
+from kit import Oci, digest_of, explain
 
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
-
-
-def explain(r: httpx.Response) -> str:
-    head = f"{r.request.method} {r.request.url} -> {r.status_code} {dict(r.headers)}"
-    return f"{head}\n{r.text[:2000]}"
 
 
 def with_params(location: str, **params: str) -> httpx.URL:

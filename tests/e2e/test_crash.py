@@ -25,9 +25,9 @@ import httpx
 import pytest
 from clients import ON_REFERENCE
 from images import OCI_MANIFEST, random_bytes
-from kit import digest_of
+from kit import digest_of, explain
 from processes import crash
-from registry_http import explain, upload_blob, with_params
+from registry_http import upload_blob, with_params
 
 pytestmark = [
     pytest.mark.e2e,

@@ -18,8 +18,7 @@ import oras.client
 import pytest
 from clients import ON_REFERENCE, Clients
 from images import build_image, describe, layout_manifest, random_bytes
-from kit import digest_of
-from registry_http import explain
+from kit import digest_of, explain
 
 pytestmark = [
     pytest.mark.e2e,

@@ -21,15 +21,8 @@ import httpx
 import pytest
 from clients import ON_REFERENCE
 from images import OCI_MANIFEST, random_bytes
-from kit import descriptor, digest_of
-from registry_http import (
-    EMPTY_CONFIG,
-    EMPTY_CONFIG_TYPE,
-    canonical,
-    explain,
-    upload_blob,
-    with_params,
-)
+from kit import descriptor, digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, upload_blob, with_params
 
 MIB = 1024 * 1024
 TMPFS_SIZE = 48 * MIB

@@ -20,7 +20,6 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +27,7 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from kit import digest_of
+from kit.postgres import fresh_database
 from kit.server import start_cargobay
 
 if os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference":
@@ -35,9 +35,6 @@ if os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference":
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-POSTGRES_URL = os.environ.get(
-    "CARGOBAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
@@ -98,25 +95,6 @@ class CuttableProxy:
         self.listener.close()
 
 
-@contextlib.contextmanager
-def fresh_database() -> Iterator[sa.URL]:
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.exec_driver_sql("SELECT 1")
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__})")
-    name = f"cargobay_hardening_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(POSTGRES_URL).set(database=name)
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def migrate(url: str, data_dir: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cargobay", "migrate", "--data-dir", str(data_dir)],
@@ -135,7 +113,8 @@ def _retry_after(r: httpx.Response) -> None:
 
 
 def test_an_unavailable_database_is_503_everywhere(server_factory: Any, tmp_path: Path) -> None:
-    with fresh_database() as url:
+    with fresh_database("cargobay_hardening") as rendered:
+        url = sa.make_url(rendered)
         proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
         try:
             through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
@@ -175,8 +154,7 @@ def test_an_unavailable_database_is_503_everywhere(server_factory: Any, tmp_path
 def test_replicas_on_one_database_share_the_sign_in_limit(
     server_factory: Any, tmp_path: Path
 ) -> None:
-    with fresh_database() as url:
-        rendered = url.render_as_string(False)
+    with fresh_database("cargobay_hardening") as rendered:
         migrate(rendered, tmp_path / "migrate")
         first = server_factory(database_url=rendered, sign_in_failures=4, sign_in_window=60)
         second = start_cargobay(

@@ -31,8 +31,7 @@ from images import (
     layout_manifest,
     random_bytes,
 )
-from kit import digest_of
-from registry_http import explain
+from kit import digest_of, explain
 
 pytestmark = [
     pytest.mark.e2e,

@@ -17,8 +17,8 @@ import oras.oci
 import pytest
 from clients import ON_REFERENCE
 from images import OCI_INDEX, OCI_MANIFEST, random_bytes
-from kit import descriptor, digest_of
-from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, explain, put_manifest, upload_blob
+from kit import descriptor, digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, put_manifest, upload_blob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 

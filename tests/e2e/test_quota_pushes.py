@@ -17,8 +17,8 @@ import httpx
 import pytest
 from clients import ON_REFERENCE, Clients
 from images import build_image, random_bytes
-from kit import digest_of
-from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, explain, with_params
+from kit import digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, with_params
 
 pytestmark = [
     pytest.mark.e2e,

@@ -41,8 +41,8 @@ from images import (
     tag_in_layout,
     write_blob,
 )
-from kit import descriptor, digest_of
-from registry_http import explain, put_manifest, upload_blob
+from kit import descriptor, digest_of, explain
+from registry_http import put_manifest, upload_blob
 
 pytestmark = [
     pytest.mark.e2e,

@@ -19,8 +19,7 @@ from images import (
     layout_manifest,
     referenced_blobs,
 )
-from kit import digest_of
-from registry_http import explain
+from kit import digest_of, explain
 
 pytestmark = [
     pytest.mark.e2e,

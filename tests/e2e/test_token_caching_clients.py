@@ -28,8 +28,8 @@ import httpx
 import pytest
 from clients import ON_REFERENCE
 from images import OCI_MANIFEST
-from kit import descriptor, digest_of
-from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, explain, with_params
+from kit import descriptor, digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, with_params
 
 pytestmark = [
     pytest.mark.e2e,

@@ -11,8 +11,8 @@ import httpx
 import pytest
 from clients import ON_REFERENCE
 from images import random_bytes
-from kit import digest_of
-from registry_http import explain, with_params
+from kit import digest_of, explain
+from registry_http import with_params
 
 pytestmark = [
     pytest.mark.e2e,

@@ -28,9 +28,8 @@ class HasAddress(Protocol):
 
 def explain(resp: httpx.Response) -> str:
     """One request and its response, for assertion messages (no credentials)."""
-    req = resp.request
-    body = "" if req.method == "HEAD" else resp.text[:1000]
-    return f"{req.method} {req.url} -> {resp.status_code} {dict(resp.headers)}\n{body}"
+    head = f"{resp.request.method} {resp.request.url} -> {resp.status_code} {dict(resp.headers)}"
+    return f"{head}\n{resp.text[:2000]}"
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,6 @@ could be shadowed by one in another test folder.
 from __future__ import annotations
 
 import base64
-import json
-import os
 import re
 import time
 import uuid
@@ -31,11 +29,11 @@ from urllib.parse import quote
 
 import httpx
 from kit import digest_of
+from kit import image as build_image
+from kit import index as build_index
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
 
 ALL_SCOPES = "read:packages,write:packages,delete:packages"
@@ -245,51 +243,19 @@ class World:
 
     def push_image(self, actor: str, name: str, tag: str | None = None) -> Image:
         """Push a small unique image (config + one layer + manifest), by ``tag`` or by digest."""
-        config = json.dumps(
-            {
-                "architecture": "amd64",
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": []},
-                "config": {"Labels": {"nonce": uuid.uuid4().hex}},
-            }
-        ).encode()
-        layer = os.urandom(300)
-        for data in (config, layer):
+        built = build_image(layer_size=300)
+        for data in built.blobs.values():
             self.push_blob(actor, name, data)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": OCI_CONFIG,
-                    "digest": digest_of(config),
-                    "size": len(config),
-                },
-                "layers": [
-                    {"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}
-                ],
-            },
-            indent=2,
-        ).encode()
-        digest = digest_of(manifest)
-        expect(self.put_manifest(actor, name, tag or digest, manifest), 201)
-        return Image(digest, manifest, {digest_of(config): config, digest_of(layer): layer})
+        expect(self.put_manifest(actor, name, tag or built.digest, built.manifest), 201)
+        return Image(built.digest, built.manifest, built.blobs)
 
     def push_index(
         self, actor: str, name: str, children: list[Image], tag: str | None = None
     ) -> Image:
         arches = ["amd64", "arm64", "s390x", "ppc64le"]
-        body = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_INDEX,
-                "manifests": [c.descriptor(arches[i % 4]) for i, c in enumerate(children)],
-            },
-            indent=2,
-        ).encode()
-        digest = digest_of(body)
-        expect(self.put_manifest(actor, name, tag or digest, body, OCI_INDEX), 201)
-        return Image(digest, body, {})
+        built = build_index([c.descriptor(arches[i % 4]) for i, c in enumerate(children)])
+        expect(self.put_manifest(actor, name, tag or built.digest, built.manifest, OCI_INDEX), 201)
+        return Image(built.digest, built.manifest, {})
 
     def pull(self, actor: str | None, name: str, reference: str) -> httpx.Response:
         return self.client(actor).get(

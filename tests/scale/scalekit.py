@@ -27,7 +27,7 @@ from typing import Any
 
 import httpx
 import pytest
-from kit import digest_of
+from kit import digest_of, explain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
@@ -42,11 +42,6 @@ OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCTET = {"Content-Type": "application/octet-stream"}
 
 PG_BIN = Path(os.environ.get("CARGOBAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def explain(r: httpx.Response) -> str:
-    head = f"{r.request.method} {r.request.url} -> {r.status_code} {dict(r.headers)}"
-    return f"{head}\n{r.text[:2000]}"
 
 
 def path_of(location: str) -> str:

@@ -18,7 +18,7 @@ import httpx
 import pytest
 from clients import Clients
 from images import PulledDir, assert_same_image
-from kit import digest_of
+from kit import digest_of, explain
 from kit.server import free_port
 from scalekit import (
     MIB,
@@ -28,7 +28,6 @@ from scalekit import (
     PrivatePostgres,
     ReplicaSet,
     build_layout,
-    explain,
     fetch_blob,
     patch,
     path_of,

@@ -22,7 +22,7 @@ import httpx
 import pytest
 from clients import Clients
 from images import PulledDir, assert_same_image
-from kit import digest_of
+from kit import digest_of, explain
 from scalekit import (
     MIB,
     NAMESPACE,
@@ -32,7 +32,6 @@ from scalekit import (
     RadosGateway,
     ReplicaSet,
     build_layout,
-    explain,
     fetch_blob,
     patch,
     path_of,

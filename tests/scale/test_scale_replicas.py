@@ -19,7 +19,7 @@ import httpx
 import pytest
 from clients import Clients
 from images import PulledDir, assert_same_image
-from kit import digest_of
+from kit import digest_of, explain
 from scalekit import (
     MIB,
     NAMESPACE,
@@ -27,7 +27,6 @@ from scalekit import (
     OCTET,
     ReplicaSet,
     build_layout,
-    explain,
     fetch_blob,
     parallel,
     patch,
