@@ -69,7 +69,7 @@ def operator_batch(
             "stop" if stop_at_failure else "all",
         ],
         env={**os.environ, **env},
-        input=stdin,
+        input=stdin or "",  # a command that reads more than it is given meets the end
         capture_output=True,
         text=True,
         timeout=timeout,
