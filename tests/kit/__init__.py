@@ -13,7 +13,8 @@ test module anywhere under it writes ``from kit import ...``.
 - :mod:`kit.operator`: the operator CLI run in batches (:func:`operator_cli`,
   :func:`operator_batch`); :mod:`kit.accounts`: :class:`Operator` to set up users, orgs and
   tokens, and the test administrator's name and scopes.
-- :mod:`kit.postgres`: a fresh PostgreSQL database per test; :mod:`kit.s3`: S3 endpoints.
+- :mod:`kit.postgres`: a fresh PostgreSQL database per test; :mod:`kit.s3`: S3 endpoints;
+  :mod:`kit.media`: media types.
 
 A new end-to-end test in ten lines (a real server, real HTTP; ``registry`` is the fixture)::
 
@@ -30,9 +31,11 @@ A new end-to-end test in ten lines (a real server, real HTTP; ``registry`` is th
 
 Repositories go under a namespace the test user owns (:data:`NAMESPACES`); a test that needs
 settings of its own starts ``server_factory(max_blob_size=1024)``; one that needs other accounts
-runs ``Operator().user("olga").pat("olga", "olga", "read:packages").run(server)`` and reads the
-token as ``done["olga"]``. Assert what a user would notice (status, bytes, headers), never a
-timing. ``tests/e2e/test_kit_example.py`` is this example, run.
+writes ``done = Operator().user("olga").pat("olga", "olga", "read:packages").run(server)`` and
+signs in with the token ``done["olga"]``. Media types are in :mod:`kit.media`; a failed ``push_*``
+step says which request failed and what came back (:func:`explain`). Assert what a user would
+notice (status, bytes, headers), never a timing. ``tests/e2e/test_kit_example.py`` is this
+example, run.
 """
 
 from __future__ import annotations
