@@ -8,7 +8,6 @@ so a plain ``helpers.py`` or ``conftest.py`` could be shadowed by one in another
 from __future__ import annotations
 
 import base64
-import hashlib
 import http.client
 import json
 import os
@@ -17,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kit import digest_of
 
 #: ``cargobay`` (default) or ``reference`` (Debian's docker-registry, CNCF Distribution 2.8.2).
 TARGET = os.environ.get("CARGOBAY_TEST_TARGET", "cargobay")
@@ -49,14 +49,6 @@ MIB = 1024 * 1024
 #: ``max_blob_size`` and ``max_manifest_size`` of the ``limited`` server fixture.
 MAX_BLOB = MIB
 MAX_MANIFEST = 2048
-
-
-def digest_of(data: bytes, algorithm: str = "sha256") -> str:
-    return f"{algorithm}:{hashlib.new(algorithm, data).hexdigest()}"
-
-
-def random_digest() -> str:
-    return digest_of(os.urandom(32))
 
 
 def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:

@@ -21,9 +21,9 @@ from apitest import (
     Registry,
     assert_error,
     descriptor,
-    digest_of,
     random_config,
 )
+from kit import digest_of
 
 pytestmark = pytest.mark.cargobay_only("cargobay's answers to malformed input")
 

@@ -6,7 +6,8 @@ import hashlib
 import os
 
 import pytest
-from apitest import IS_REFERENCE, Registry, assert_error, describe, digest_of, random_digest
+from apitest import IS_REFERENCE, Registry, assert_error, describe
+from kit import digest_of, random_digest
 
 #: Distribution 2.8.2 answers a 416 with the blob's Content-Length and a short body.
 TRUNCATED_416 = pytest.mark.reference_deviation("416 keeps the blob Content-Length; truncated body")

@@ -26,12 +26,11 @@ from apitest import (
     assert_error,
     describe,
     descriptor,
-    digest_of,
     image_manifest,
     index_manifest,
     random_config,
-    random_digest,
 )
+from kit import digest_of, random_digest
 
 ALL_TYPES = [OCI_MANIFEST, OCI_INDEX, DOCKER_MANIFEST, DOCKER_LIST]
 TYPE_IDS = ["oci-manifest", "oci-index", "docker-manifest", "docker-list"]

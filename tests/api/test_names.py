@@ -24,9 +24,9 @@ from apitest import (
     Registry,
     describe,
     descriptor,
-    digest_of,
     image_manifest,
 )
+from kit import digest_of
 
 
 def check_refused(resp: RawResponse, what: str) -> None:

@@ -19,11 +19,10 @@ from apitest import (
     assert_error,
     describe,
     descriptor,
-    digest_of,
     image_manifest,
     index_manifest,
-    random_digest,
 )
+from kit import digest_of, random_digest
 
 pytestmark = pytest.mark.reference_deviation("Distribution 2.8.2 has no referrers API")
 

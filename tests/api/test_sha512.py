@@ -12,16 +12,8 @@ import os
 
 import httpx
 import pytest
-from apitest import (
-    OCI_CONFIG,
-    OCI_LAYER,
-    OCI_MANIFEST,
-    Registry,
-    assert_error,
-    describe,
-    digest_of,
-    encode,
-)
+from apitest import OCI_CONFIG, OCI_LAYER, OCI_MANIFEST, Registry, assert_error, describe, encode
+from kit import digest_of
 
 pytestmark = pytest.mark.reference_deviation("Distribution 2.8.2 stores sha512 as sha256")
 

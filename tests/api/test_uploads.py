@@ -16,11 +16,10 @@ from apitest import (
     Registry,
     assert_error,
     describe,
-    digest_of,
     dir_bytes,
     paths_containing,
-    random_digest,
 )
+from kit import digest_of, random_digest
 
 
 def assert_blob(api: Registry, repo: str, digest: str, data: bytes) -> None:

@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import contextlib
-import hashlib
-import json
 import os
 import re
 import subprocess
@@ -17,11 +15,11 @@ from typing import Any
 
 import httpx
 import jwt
+from kit import digest_of, operator_batch
+from kit import image as build_image
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
 
 PAT_RE = re.compile(r"cbp_[0-9A-Za-z]+")
@@ -29,28 +27,6 @@ WORKFLOW_RE = re.compile(r"cbw_[0-9A-Za-z]+")
 
 
 # -- the operator CLI ---------------------------------------------------------------------------
-
-
-# Runs operator commands one after another in one interpreter (one ~1 s start-up instead of one
-# per command). argv: data dir, JSON list of argument lists. Prints one JSON line: for each
-# command its exit code, stdout and stderr.
-_BATCH = """
-import contextlib, io, json, sys, traceback
-from cargobay.cli import cli
-results = []
-for args in json.loads(sys.argv[2]):
-    out, err = io.StringIO(), io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-        try:
-            code = cli([*args, "--data-dir", sys.argv[1]], standalone_mode=False) or 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-        except BaseException:
-            traceback.print_exc()
-            code = 1
-    results.append({"code": code, "stdout": out.getvalue(), "stderr": err.getvalue()})
-print(json.dumps(results))
-"""
 
 
 class Cli:
@@ -82,26 +58,7 @@ class Cli:
     ) -> list[subprocess.CompletedProcess[str]]:
         """Run commands in order in one interpreter. Each must exit 0, except those whose index
         is in ``may_fail``. Returns one result per command (stdout not stripped)."""
-        done = subprocess.run(
-            [
-                sys.executable,
-                "-c",
-                _BATCH,
-                str(self.data_dir),
-                json.dumps(list(map(list, commands))),
-            ],
-            capture_output=True,
-            text=True,
-            env=self.env,
-            timeout=300,
-        )
-        if done.returncode != 0 or not done.stdout.strip():
-            raise AssertionError(f"operator batch failed: {done.stderr[-2000:]}")
-        raw = json.loads(done.stdout.strip().splitlines()[-1])
-        results = [
-            subprocess.CompletedProcess(list(c), r["code"], r["stdout"], r["stderr"])
-            for c, r in zip(commands, raw, strict=True)
-        ]
+        results = operator_batch(self.data_dir, self.env, commands)
         allowed = set(may_fail)
         for i, result in enumerate(results):
             if result.returncode != 0 and i not in allowed:
@@ -137,10 +94,6 @@ def client(base_url: str, authorization: str | None = None) -> httpx.Client:
 # -- a tiny OCI client --------------------------------------------------------------------------
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def push_blob(http: httpx.Client, name: str, data: bytes) -> httpx.Response:
     """POST + PUT a blob. Returns the first response that is not a step's success."""
     start = http.post(f"/v2/{name}/blobs/uploads/", headers={"Content-Length": "0"})
@@ -153,25 +106,8 @@ def push_blob(http: httpx.Client, name: str, data: bytes) -> httpx.Response:
 
 def image(nonce: str) -> tuple[dict[str, bytes], bytes]:
     """A small unique image: its blobs (digest -> bytes) and its manifest bytes."""
-    config = json.dumps(
-        {
-            "architecture": "amd64",
-            "os": "linux",
-            "rootfs": {"type": "layers", "diff_ids": []},
-            "config": {"Labels": {"nonce": nonce}},
-        }
-    ).encode()
-    layer = os.urandom(256)
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": {"mediaType": OCI_CONFIG, "digest": digest_of(config), "size": len(config)},
-            "layers": [{"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}],
-        },
-        indent=2,
-    ).encode()
-    return {digest_of(config): config, digest_of(layer): layer}, manifest
+    built = build_image(labels={"nonce": nonce}, layer_size=256)
+    return built.blobs, built.manifest
 
 
 def put_manifest(http: httpx.Client, name: str, reference: str, body: bytes) -> httpx.Response:

@@ -2,30 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from cargobay.errors import AlreadyExists
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.sql import SqlMetadata
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
 
 
 async def test_logins_are_one_namespace_and_case_insensitive(meta: SqlMetadata) -> None:

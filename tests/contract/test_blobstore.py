@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import digest_of
 
 from cargobay.errors import (
     BlobUnknown,
@@ -32,11 +33,6 @@ pytestmark = pytest.mark.anyio
 BIG = 10 * 1024**3
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
 @pytest.fixture(params=["filesystem", "memory", "s3"])
 def store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[BlobStore]:
     if request.param == "filesystem":
@@ -56,10 +52,6 @@ def s3_store(service: Any, bucket: str, prefix: str = "registry/") -> S3BlobStor
     return S3BlobStore(calls, prefix=prefix, presign_expiry=60)
 
 
-def sha256(data: bytes) -> Digest:
-    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
-
-
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
@@ -75,7 +67,7 @@ async def put(store: BlobStore, data: bytes) -> Digest:
     upload = new_upload_id()
     await store.start_upload(upload)
     await store.append(upload, chunks(data), offset=0, max_size=BIG)
-    digest = sha256(data)
+    digest = digest_of(data)
     await store.commit(upload, digest)
     return digest
 
@@ -90,7 +82,7 @@ async def test_committed_blob_reads_back_whole_and_in_ranges(store: BlobStore) -
 
 
 async def test_unknown_blob(store: BlobStore) -> None:
-    digest = sha256(b"never stored")
+    digest = digest_of(b"never stored")
     assert await store.stat(digest) is None
     with pytest.raises(BlobUnknown):
         await read_all(store, digest)
@@ -106,8 +98,8 @@ async def test_chunked_upload_in_order_and_resumed(store: BlobStore) -> None:
         size = await store.append(upload, chunks(part), offset=size, max_size=BIG, length=len(part))
         assert await store.upload_size(upload) == size
     data = b"".join(parts)
-    assert await store.commit(upload, sha256(data)) == len(data)
-    assert await read_all(store, sha256(data)) == data
+    assert await store.commit(upload, digest_of(data)) == len(data)
+    assert await read_all(store, digest_of(data)) == data
     with pytest.raises(BlobUploadUnknown):
         await store.upload_size(upload)
 
@@ -122,19 +114,19 @@ async def test_out_of_order_chunk_is_refused_and_changes_nothing(store: BlobStor
         assert info.value.size == 3
     assert await store.upload_size(upload) == 3
     await store.append(upload, chunks(b"def"), offset=None, max_size=BIG)
-    await store.commit(upload, sha256(b"abcdef"))
-    assert await read_all(store, sha256(b"abcdef")) == b"abcdef"
+    await store.commit(upload, digest_of(b"abcdef"))
+    assert await read_all(store, digest_of(b"abcdef")) == b"abcdef"
 
 
 async def test_wrong_digest_stores_nothing(store: BlobStore) -> None:
     upload = new_upload_id()
     await store.start_upload(upload)
     await store.append(upload, chunks(b"payload"), offset=0, max_size=BIG)
-    wrong = sha256(b"something else")
+    wrong = digest_of(b"something else")
     with pytest.raises(DigestInvalid):
         await store.commit(upload, wrong)
     assert await store.stat(wrong) is None
-    assert await store.stat(sha256(b"payload")) is None
+    assert await store.stat(digest_of(b"payload")) is None
     await store.abort(upload)
     await store.abort(upload)  # idempotent
     with pytest.raises(BlobUploadUnknown):
@@ -170,8 +162,8 @@ async def test_length_mismatch_is_undone(store: BlobStore) -> None:
         await store.append(upload, chunks(b"abc"), offset=0, max_size=BIG, length=4)
     assert await store.upload_size(upload) == 0
     await store.append(upload, chunks(b"abcd"), offset=0, max_size=BIG, length=4)
-    await store.commit(upload, sha256(b"abcd"))
-    assert await read_all(store, sha256(b"abcd")) == b"abcd"
+    await store.commit(upload, digest_of(b"abcd"))
+    assert await read_all(store, digest_of(b"abcd")) == b"abcd"
 
 
 async def test_interrupted_stream_keeps_the_received_prefix(store: BlobStore) -> None:
@@ -186,8 +178,8 @@ async def test_interrupted_stream_keeps_the_received_prefix(store: BlobStore) ->
         await store.append(upload, broken(), offset=None, max_size=BIG)
     assert await store.upload_size(upload) == len(b"first-")
     await store.append(upload, chunks(b"second"), offset=6, max_size=BIG)
-    await store.commit(upload, sha256(b"first-second"))
-    assert await read_all(store, sha256(b"first-second")) == b"first-second"
+    await store.commit(upload, digest_of(b"first-second"))
+    assert await read_all(store, digest_of(b"first-second")) == b"first-second"
 
 
 async def test_concurrent_writer_is_refused(store: BlobStore) -> None:
@@ -206,7 +198,7 @@ async def test_concurrent_writer_is_refused(store: BlobStore) -> None:
         yield b"c"
 
     await store.append(upload, nested(), offset=None, max_size=BIG)
-    await store.commit(upload, sha256(b"ac"))
+    await store.commit(upload, digest_of(b"ac"))
 
 
 async def test_committing_an_existing_blob_keeps_one_copy(store: BlobStore) -> None:
@@ -224,7 +216,7 @@ async def test_unknown_and_malformed_upload_ids(store: BlobStore) -> None:
         with pytest.raises(BlobUploadUnknown):
             await store.append(upload, chunks(b"x"), offset=None, max_size=BIG)
         with pytest.raises(BlobUploadUnknown):
-            await store.commit(upload, sha256(b"x"))
+            await store.commit(upload, digest_of(b"x"))
 
 
 async def test_uploads_are_listed_until_finished(store: BlobStore) -> None:
@@ -239,9 +231,9 @@ async def test_uploads_are_listed_until_finished(store: BlobStore) -> None:
 async def test_empty_blob(store: BlobStore) -> None:
     upload = new_upload_id()
     await store.start_upload(upload)
-    await store.commit(upload, sha256(b""))
-    assert await store.stat(sha256(b"")) == 0
-    assert await read_all(store, sha256(b"")) == b""
+    await store.commit(upload, digest_of(b""))
+    assert await store.stat(digest_of(b"")) == 0
+    assert await read_all(store, digest_of(b"")) == b""
 
 
 async def test_listing_blobs_gives_size_and_write_time(store: BlobStore) -> None:

@@ -28,7 +28,8 @@ import anyio
 import pytest
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis import strategies as st
-from test_blobstore import BIG, s3_store, sha256
+from kit import digest_of
+from test_blobstore import BIG, s3_store
 
 from cargobay.errors import (
     BlobUploadInvalid,
@@ -184,12 +185,12 @@ async def _push_through_faults(
         # Not all there yet: the whole blob's digest must be refused, nothing made visible.
         try:
             with pytest.raises(DigestInvalid):
-                await store.commit(upload, sha256(data))
+                await store.commit(upload, digest_of(data))
         except BlobUploadUnknown:
             return await _gone(store, upload, data)
-        assert await store.stat(sha256(data)) is None
+        assert await store.stat(digest_of(data)) is None
     expected = data[:size]
-    digest: Digest = sha256(expected)
+    digest: Digest = digest_of(expected)
     try:
         assert await store.commit(upload, digest) == size
     except BlobUploadUnknown:

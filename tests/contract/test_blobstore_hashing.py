@@ -8,7 +8,8 @@ import hashlib
 import os
 
 import pytest
-from test_blobstore import BIG, anyio_backend, chunks, read_all, sha256, store  # noqa: F401
+from kit import digest_of
+from test_blobstore import BIG, chunks, read_all, store  # noqa: F401
 
 from cargobay.storage import hashing
 from cargobay.storage.base import BlobStore
@@ -36,8 +37,8 @@ async def test_a_replica_without_the_resumable_hash_continues_and_commits(
         hashing.configure(enabled=True)
     size = await _append(store, upload, parts[2], size)
     assert size == len(data)
-    assert await store.commit(upload, sha256(data)) == len(data)
-    assert await read_all(store, sha256(data)) == data
+    assert await store.commit(upload, digest_of(data)) == len(data)
+    assert await read_all(store, digest_of(data)) == data
 
 
 async def test_a_state_another_library_wrote_is_not_trusted(
@@ -61,8 +62,8 @@ async def test_a_state_another_library_wrote_is_not_trusted(
         patch.setattr(hashing.ResumableSHA256, "state", their_state)
         size = await _append(store, upload, parts[0], 0)
     size = await _append(store, upload, parts[1], size)
-    assert await store.commit(upload, sha256(data)) == len(data)
-    assert await read_all(store, sha256(data)) == data
+    assert await store.commit(upload, digest_of(data)) == len(data)
+    assert await read_all(store, digest_of(data)) == data
 
 
 async def test_committing_on_a_replica_without_it(store: BlobStore) -> None:  # noqa: F811
@@ -72,7 +73,7 @@ async def test_committing_on_a_replica_without_it(store: BlobStore) -> None:  # 
     await _append(store, upload, data, 0)
     try:
         hashing.configure(enabled=False)
-        assert await store.commit(upload, sha256(data)) == len(data)
+        assert await store.commit(upload, digest_of(data)) == len(data)
     finally:
         hashing.configure(enabled=True)
-    assert await read_all(store, sha256(data)) == data
+    assert await read_all(store, digest_of(data)) == data

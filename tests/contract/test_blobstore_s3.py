@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from kit import digest_of
 from s3kit import MIB, keys, multipart_uploads, pattern
-from test_blobstore import BIG, chunks, read_all, s3_store, sha256
+from test_blobstore import BIG, chunks, read_all, s3_store
 
 from cargobay.errors import (
     DigestInvalid,
@@ -27,11 +28,6 @@ from cargobay.storage.s3_state import MIN_PART
 from cargobay.storage.uploads import new_upload_id
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -60,10 +56,10 @@ async def test_small_chunks_across_two_replicas_give_exact_bytes(
         )
         assert await replicas[(i + 1) % 2].upload_size(upload) == size
     assert size == len(data)
-    assert await replicas[1].commit(upload, sha256(data)) == len(data)
-    assert await read_all(replicas[0], sha256(data)) == data
+    assert await replicas[1].commit(upload, digest_of(data)) == len(data)
+    assert await read_all(replicas[0], digest_of(data)) == data
     assert (
-        await read_all(replicas[1], sha256(data), 5 * MIB - 7, 3 * MIB)
+        await read_all(replicas[1], digest_of(data), 5 * MIB - 7, 3 * MIB)
         == data[5 * MIB - 7 : 8 * MIB - 7]
     )
     # Nothing of the session is left: no objects, no unfinished multipart upload.
@@ -73,7 +69,7 @@ async def test_small_chunks_across_two_replicas_give_exact_bytes(
 
 async def test_big_stream_is_uploaded_in_parts_and_reads_back(store: S3BlobStore) -> None:
     data = pattern(70 * MIB + 5)
-    digest = sha256(data)
+    digest = digest_of(data)
 
     async def stream() -> AsyncIterator[bytes]:
         for start in range(0, len(data), 256 * 1024):
@@ -106,7 +102,7 @@ async def test_presigned_url_gives_exact_bytes_and_honours_range(
     upload = new_upload_id()
     await store.start_upload(upload)
     await store.append(upload, chunks(data), offset=0, max_size=BIG)
-    digest = sha256(data)
+    digest = digest_of(data)
     await store.commit(upload, digest)
     url = await store.redirect_url(digest)
     assert url is not None and "X-Amz-Signature=" in url
@@ -163,8 +159,8 @@ async def test_copy_in_parts_above_the_copy_limit(
     upload = new_upload_id()
     await store.start_upload(upload)
     await store.append(upload, chunks(data), offset=0, max_size=BIG)
-    await store.commit(upload, sha256(data))
-    assert await read_all(store, sha256(data)) == data
+    await store.commit(upload, digest_of(data))
+    assert await read_all(store, digest_of(data)) == data
     assert multipart_uploads(store) == []
 
 
@@ -185,7 +181,7 @@ async def test_ready_and_unavailable_when_s3_is_unreachable(
     with pytest.raises(Unavailable):
         await dead.ready()
     with pytest.raises(Unavailable):  # what the registry answers with 503
-        await dead.stat(sha256(b"anything"))
+        await dead.stat(digest_of(b"anything"))
 
 
 async def test_copy_parts_keep_every_part_but_the_last_above_the_minimum(
@@ -206,9 +202,9 @@ async def test_a_second_upload_of_a_stored_blob_is_discarded(store: S3BlobStore)
         upload = new_upload_id()
         await store.start_upload(upload)
         await store.append(upload, chunks(data), offset=0, max_size=BIG)
-        assert await store.commit(upload, sha256(data)) == len(data)
-    assert [d async for d in store.iter_digests()] == [sha256(data)]
-    assert keys(store) == [f"registry/blobs/sha256/{sha256(data).split(':')[1]}"]
+        assert await store.commit(upload, digest_of(data)) == len(data)
+    assert [d async for d in store.iter_digests()] == [digest_of(data)]
+    assert keys(store) == [f"registry/blobs/sha256/{digest_of(data).split(':')[1]}"]
     assert multipart_uploads(store) == []
 
 

@@ -9,8 +9,9 @@ from typing import Any
 
 import anyio
 import pytest
+from kit import digest_of
 from s3kit import MIB, keys, multipart_uploads, pattern
-from test_blobstore import BIG, chunks, read_all, s3_store, sha256
+from test_blobstore import BIG, chunks, read_all, s3_store
 
 from cargobay.errors import (
     BlobUploadInvalid,
@@ -25,11 +26,6 @@ from cargobay.storage.s3_append import PART_SIZE
 from cargobay.storage.uploads import new_upload_id
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 @pytest.fixture
@@ -60,8 +56,8 @@ async def test_interrupted_stream_keeps_parts_and_tail_for_another_replica(
         await replicas[0].append(upload, broken(), offset=None, max_size=BIG)
     assert await replicas[1].upload_size(upload) == cut
     await replicas[1].append(upload, chunks(data[cut:]), offset=cut, max_size=BIG)
-    await replicas[1].commit(upload, sha256(data))
-    assert await read_all(replicas[0], sha256(data)) == data
+    await replicas[1].commit(upload, digest_of(data))
+    assert await read_all(replicas[0], digest_of(data)) == data
 
 
 async def test_failed_appends_keep_the_state_from_before(store: S3BlobStore) -> None:
@@ -79,8 +75,8 @@ async def test_failed_appends_keep_the_state_from_before(store: S3BlobStore) -> 
     assert keys(store, "registry/uploads/") == before  # no tail segment of theirs is left
     rest = pattern(3 * MIB, seed=7)
     await store.append(upload, chunks(rest), offset=len(first), max_size=60 * MIB)
-    await store.commit(upload, sha256(first + rest))
-    assert await read_all(store, sha256(first + rest)) == first + rest
+    await store.commit(upload, digest_of(first + rest))
+    assert await read_all(store, digest_of(first + rest)) == first + rest
 
 
 async def test_loser_of_a_concurrent_append_is_refused(store: S3BlobStore) -> None:
@@ -96,8 +92,8 @@ async def test_loser_of_a_concurrent_append_is_refused(store: S3BlobStore) -> No
     with pytest.raises(BlobUploadInvalid):
         await store.append(upload, slow(), offset=None, max_size=BIG)
     assert await store.upload_size(upload) == 1
-    await store.commit(upload, sha256(b"b"))
-    assert await read_all(store, sha256(b"b")) == b"b"
+    await store.commit(upload, digest_of(b"b"))
+    assert await read_all(store, digest_of(b"b")) == b"b"
 
 
 async def test_abort_removes_parts_tail_and_state(store: S3BlobStore) -> None:
@@ -138,8 +134,8 @@ async def test_checkpoints_survive_a_replica_dying_mid_stream(
     size = await replicas[1].upload_size(upload)
     assert size in (PART_SIZE, 2 * PART_SIZE)  # whole parts, saved as they completed
     await replicas[1].append(upload, chunks(data[size:]), offset=size, max_size=BIG)
-    await replicas[1].commit(upload, sha256(data))
-    assert await read_all(replicas[1], sha256(data)) == data
+    await replicas[1].commit(upload, digest_of(data))
+    assert await read_all(replicas[1], digest_of(data)) == data
     assert keys(replicas[1], "registry/uploads/") == []
 
 
@@ -158,8 +154,8 @@ async def test_a_failed_append_puts_back_the_state_its_checkpoints_replaced(
         await store.append(upload, chunks(big, big), offset=len(first), max_size=4 * PART_SIZE)
     assert await store.upload_size(upload) == len(first)
     await store.append(upload, chunks(big), offset=len(first), max_size=BIG)
-    await store.commit(upload, sha256(first + big))
-    assert await read_all(store, sha256(first + big)) == first + big
+    await store.commit(upload, digest_of(first + big))
+    assert await read_all(store, digest_of(first + big)) == first + big
 
 
 async def test_parts_a_failed_request_left_are_left_out_of_the_blob(
@@ -207,6 +203,6 @@ async def test_a_part_replaced_by_the_loser_of_a_race_fails_the_commit(store: S3
         await store.append(upload, racing(), offset=None, max_size=BIG)
     assert await store.upload_size(upload) == len(first + winner)
     with pytest.raises(BlobUploadInvalid):  # S3 holds the loser's part 2: never a wrong blob
-        await store.commit(upload, sha256(first + winner))
-    assert await store.stat(sha256(first + winner)) is None
+        await store.commit(upload, digest_of(first + winner))
+    assert await store.stat(digest_of(first + winner)) is None
     assert keys(store, "registry/blobs/") == []

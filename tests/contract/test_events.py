@@ -4,17 +4,14 @@ the retention prune never drops what a consumer has not handled."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kit import digest_of
 
 from cargobay.errors import Conflict, ManifestBlobUnknown
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.sql import SqlMetadata
-from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
 from cargobay.ports.events import Action, Actor, Event, EventFilter
 from cargobay.services.events import EventBus, bind_actor
@@ -25,24 +22,6 @@ pytestmark = pytest.mark.anyio
 
 APP = RepositoryName("acme/app")
 ALICE = Actor(user_id=7, login="alice", token_id=3, address="203.0.113.9")
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
-
-
-def digest_of(data: bytes) -> Digest:
-    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
 
 
 async def create_package(meta: SqlMetadata, name: str, owner_id: int) -> int:

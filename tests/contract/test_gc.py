@@ -4,11 +4,10 @@ restore window, fresh uploads), dry runs, interrupted runs, and uploads racing a
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ from typing import Any
 import anyio
 import pytest
 import sqlalchemy as sa
+from kit import digest_of
 
 from cargobay.errors import Unavailable
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName
@@ -35,11 +34,6 @@ OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
 
 
 class Registry:
@@ -102,10 +96,6 @@ class Registry:
         assert dangling == [] and deleting == []
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
     for part in parts:
         yield part
@@ -123,12 +113,8 @@ def manifest(config: bytes, layers: tuple[bytes, ...], **extra: Any) -> bytes:
 
 
 @pytest.fixture
-def registry(database_url: str, tmp_path: Path) -> Iterator[Registry]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    meta = SqlMetadata(engine)
-    yield Registry(meta, tmp_path / "blobs")
-    meta.close()
+def registry(meta: SqlMetadata, tmp_path: Path) -> Registry:
+    return Registry(meta, tmp_path / "blobs")
 
 
 async def test_purged_blobs_go_shared_layers_stay(registry: Registry) -> None:

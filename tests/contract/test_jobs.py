@@ -4,30 +4,16 @@ every runner, a stopped holder hands over, and stop() lets a running job finish.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from pathlib import Path
 
 import anyio
 import pytest
 import sqlalchemy as sa
 
-from cargobay.metadata.engine import make_engine
 from cargobay.metadata.locks import job_lock
 from cargobay.services.jobs import JobRunner
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def engine(database_url: str) -> Iterator[sa.Engine]:
-    engine = make_engine(database_url)
-    yield engine
-    engine.dispose()
 
 
 def runner(engine: sa.Engine, data_dir: Path, counts: dict[str, int], name: str) -> JobRunner:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
-from collections.abc import Awaitable, Iterator
+from collections.abc import Awaitable
 from datetime import UTC, datetime, timedelta
 from typing import TypeVar
 
 import pytest
+import sqlalchemy as sa
+from kit import digest_of
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown, TooManyUploads
 from cargobay.metadata.engine import make_engine, migrate, pending_migrations
@@ -22,24 +23,10 @@ T = TypeVar("T")
 REPO = RepositoryName("octo/app")
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
+async def test_a_new_database_is_migrated_to_the_latest_schema(engine: sa.Engine) -> None:
     assert pending_migrations(engine)
     migrate(engine)
     assert not pending_migrations(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
-
-
-def digest_of(data: bytes) -> Digest:
-    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
 
 
 def manifest(

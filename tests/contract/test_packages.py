@@ -4,15 +4,14 @@ manifest store's soft delete, on every SQL backend."""
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from kit import digest_of
 
 from cargobay.errors import Conflict, VersionInUse
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.packages import SqlPackageStore
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
@@ -28,26 +27,8 @@ APP = RepositoryName("acme/app")
 
 
 @pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
-
-
-@pytest.fixture
 def store(meta: SqlMetadata) -> SqlPackageStore:
     return meta.package_records
-
-
-def digest_of(data: bytes) -> Digest:
-    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
 
 
 async def create_package(

@@ -11,7 +11,8 @@ from datetime import UTC, datetime, timedelta
 import anyio
 import pytest
 import sqlalchemy as sa
-from test_packages import create_package, digest_of, meta, push_image  # noqa: F401
+from kit import digest_of
+from test_packages import create_package, push_image
 
 from cargobay.errors import QuotaExceeded
 from cargobay.metadata.schema import namespace_usage
@@ -24,18 +25,13 @@ from cargobay.ports.registry import NewManifest
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def used(meta: SqlMetadata, owner_id: int) -> int:  # noqa: F811
+async def used(meta: SqlMetadata, owner_id: int) -> int:
     row = await meta.quotas.get(owner_id)
     assert row is not None
     return row.used
 
 
-async def check_counter(meta: SqlMetadata, owner_id: int) -> int:  # noqa: F811
+async def check_counter(meta: SqlMetadata, owner_id: int) -> int:
     """The counter equals the stored figure summed from scratch."""
     counted = await used(meta, owner_id)
     assert counted == (await meta.usage.for_owner(owner_id)).stored
@@ -59,7 +55,7 @@ def manifest_of(repo: str, blobs: list[str]) -> NewManifest:
     )
 
 
-async def test_the_counter_follows_links_mounts_unlinks_and_purges(meta: SqlMetadata) -> None:  # noqa: F811
+async def test_the_counter_follows_links_mounts_unlinks_and_purges(meta: SqlMetadata) -> None:
     acme = await meta.accounts.create("acme", "Organization")
     other = await meta.accounts.create("other", "Organization")
     await create_package(meta, "acme/app", acme.id)
@@ -96,7 +92,7 @@ async def test_the_counter_follows_links_mounts_unlinks_and_purges(meta: SqlMeta
     assert set((await meta.quotas.recount()).values()) == {0}, "nothing to correct"
 
 
-async def test_a_quota_refuses_what_would_pass_it_and_writes_nothing(meta: SqlMetadata) -> None:  # noqa: F811
+async def test_a_quota_refuses_what_would_pass_it_and_writes_nothing(meta: SqlMetadata) -> None:
     acme = await meta.accounts.create("acme", "Organization")
     await create_package(meta, "acme/app", acme.id)
     await create_package(meta, "acme/lib", acme.id)
@@ -129,7 +125,7 @@ async def test_a_quota_refuses_what_would_pass_it_and_writes_nothing(meta: SqlMe
     assert await check_counter(meta, acme.id) == 1000 + len(version.content)
 
 
-async def test_racing_links_cannot_jointly_pass_the_quota(meta: SqlMetadata) -> None:  # noqa: F811
+async def test_racing_links_cannot_jointly_pass_the_quota(meta: SqlMetadata) -> None:
     acme = await meta.accounts.create("acme", "Organization")
     for n in range(8):
         await create_package(meta, f"acme/p{n}", acme.id)
@@ -150,7 +146,7 @@ async def test_racing_links_cannot_jointly_pass_the_quota(meta: SqlMetadata) -> 
     assert await check_counter(meta, acme.id) == 3000
 
 
-async def test_crossing_the_warning_threshold_is_an_event(meta: SqlMetadata) -> None:  # noqa: F811
+async def test_crossing_the_warning_threshold_is_an_event(meta: SqlMetadata) -> None:
     acme = await meta.accounts.create("acme", "Organization")
     await create_package(meta, "acme/app", acme.id)
     await meta.quotas.set_quota(acme.id, 1000, 80)
@@ -165,7 +161,7 @@ async def test_crossing_the_warning_threshold_is_an_event(meta: SqlMetadata) -> 
     assert len(await meta.events.search(where, limit=10, newest_first=True)) == 1, "once"
 
 
-async def test_a_recount_repairs_a_wrong_counter(meta: SqlMetadata) -> None:  # noqa: F811
+async def test_a_recount_repairs_a_wrong_counter(meta: SqlMetadata) -> None:
     acme = await meta.accounts.create("acme", "Organization")
     await create_package(meta, "acme/app", acme.id)
     _, size = await push_image(meta, "acme/app", "v1", {"base": 1000})

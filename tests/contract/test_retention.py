@@ -4,16 +4,15 @@ restore of what it removed."""
 
 from __future__ import annotations
 
-import hashlib
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 
 import anyio
 import pytest
+from kit import digest_of
 
 from cargobay.errors import ManifestBlobUnknown, ManifestChildUnknown
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.digest import Digest
 from cargobay.oci.names import RepositoryName, Tag
@@ -29,24 +28,6 @@ pytestmark = pytest.mark.anyio
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
 APP = "acme/app"
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
-
-
-def digest_of(data: bytes) -> Digest:
-    return Digest("sha256:" + hashlib.sha256(data).hexdigest())
 
 
 async def put(

@@ -4,7 +4,7 @@ as pushed (each version's blobs counted per version), shared layers, deleted ver
 from __future__ import annotations
 
 import pytest
-from test_packages import create_package, meta, push_image  # noqa: F401
+from test_packages import create_package, push_image
 
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.oci.names import RepositoryName
@@ -12,12 +12,7 @@ from cargobay.oci.names import RepositoryName
 pytestmark = pytest.mark.anyio
 
 
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-async def test_stored_counts_each_blob_once_as_pushed_each_version(meta: SqlMetadata) -> None:  # noqa: F811
+async def test_stored_counts_each_blob_once_as_pushed_each_version(meta: SqlMetadata) -> None:
     acme = await meta.accounts.create("acme", "Organization")
     other = await meta.accounts.create("other", "Organization")
     app = await create_package(meta, "acme/app", acme.id)

@@ -15,7 +15,6 @@ import pytest
 from cryptography.fernet import Fernet
 
 from cargobay.auth.sealing import SecretBox
-from cargobay.metadata.engine import make_engine, migrate
 from cargobay.metadata.sql import SqlMetadata
 from cargobay.ports.events import Action, Actor, Event
 from cargobay.services.webhook_delivery import CONSUMER, WebhookDelivery
@@ -23,20 +22,6 @@ from cargobay.services.webhook_payloads import Payloads
 from cargobay.services.webhook_targets import AllowList
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture
-def anyio_backend() -> str:
-    return "asyncio"
-
-
-@pytest.fixture
-def meta(database_url: str) -> Iterator[SqlMetadata]:
-    engine = make_engine(database_url)
-    migrate(engine)
-    store = SqlMetadata(engine)
-    yield store
-    store.close()
 
 
 class Receiver:

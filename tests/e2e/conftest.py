@@ -15,7 +15,6 @@ import secrets
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
@@ -24,6 +23,7 @@ import pytest
 sys.path.insert(0, str(Path(__file__).parent))
 
 from clients import ON_REFERENCE, Clients, make_clients
+from kit.server import start_cargobay, start_reference
 
 
 @pytest.fixture(scope="session")
@@ -51,37 +51,26 @@ def http(registry: Any) -> Iterator[httpx.Client]:
         yield client
 
 
-def _shared_conftest(config: pytest.Config) -> ModuleType:
-    """The already-loaded ``tests/conftest.py`` (not importable by name: no packages here)."""
-    path = (Path(__file__).parent.parent / "conftest.py").resolve()
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
-            return plugin
-    raise RuntimeError(f"{path} is not loaded as a conftest")
-
-
 RestartServer = Callable[[Any], Any]
 
 
 @pytest.fixture(scope="session")
-def restart_server(pytestconfig: pytest.Config) -> Iterator[RestartServer]:
+def restart_server() -> Iterator[RestartServer]:
     """``restart(server)``: start a new registry on a killed server's data dir and port.
 
-    Uses ``start_cargobay`` from ``tests/conftest.py`` (``start_reference`` on the reference);
+    Uses ``start_cargobay`` of the test kit (``start_reference`` on the reference);
     the new process keeps the old one's settings and credentials (``server.auth``) and is
     stopped at the end of the session.
     """
-    shared = _shared_conftest(pytestconfig)
     started: list[Any] = []
 
     def restart(old: Any) -> Any:
         assert old.process.poll() is not None, "stop (kill) the old server first"
         if ON_REFERENCE:
-            server = shared.start_reference(old.data_dir, port=old.port)
+            server = start_reference(old.data_dir, port=old.port)
         else:
             settings = {k.removeprefix("CARGOBAY_").lower(): v for k, v in old.env.items()}
-            server = shared.start_cargobay(old.data_dir, port=old.port, **settings)
+            server = start_cargobay(old.data_dir, port=old.port, **settings)
         started.append(server)
         return server
 
@@ -91,14 +80,13 @@ def restart_server(pytestconfig: pytest.Config) -> Iterator[RestartServer]:
 
 
 @pytest.fixture(scope="session")
-def start_server_at(pytestconfig: pytest.Config) -> Iterator[Callable[..., Any]]:
+def start_server_at() -> Iterator[Callable[..., Any]]:
     """``start(data_dir, **settings)``: a cargobay on a data directory the test chose (e.g. a
     small tmpfs); stopped at the end of the session if the test did not stop it."""
-    shared = _shared_conftest(pytestconfig)
     started: list[Any] = []
 
     def start(data_dir: Path, **settings: Any) -> Any:
-        server = shared.start_cargobay(data_dir, **settings)
+        server = start_cargobay(data_dir, **settings)
         started.append(server)
         return server
 

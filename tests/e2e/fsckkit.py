@@ -9,17 +9,16 @@ import os
 import secrets
 import subprocess
 import sys
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
-import pytest
-import sqlalchemy as sa
-from images import OCI_MANIFEST, sha256_digest
-from registry_http import canonical, descriptor, explain, put_manifest, upload_blob
+from images import OCI_MANIFEST
+from kit import descriptor, digest_of, explain
+from kit.postgres import fresh_database
+from registry_http import canonical, put_manifest, upload_blob
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -35,7 +34,7 @@ class Image:
 
     @property
     def digest(self) -> str:
-        return sha256_digest(self.manifest)
+        return digest_of(self.manifest)
 
     def layers(self) -> list[str]:
         return [d["digest"] for d in json.loads(self.manifest)["layers"]]
@@ -47,7 +46,7 @@ def push_image(
     """An image of a shared ``base`` layer and a layer of random bytes of its own."""
     config = canonical({"architecture": "amd64", "os": "linux", "tag": tag})
     own = secrets.token_bytes(size)
-    blobs = {sha256_digest(data): data for data in (config, base, own)}
+    blobs = {digest_of(data): data for data in (config, base, own)}
     for data in blobs.values():
         upload_blob(http, repo, data)
     manifest = canonical(
@@ -106,25 +105,10 @@ def blob_file(data_dir: Path, digest: str) -> Path:
     return data_dir / "blobs" / algorithm / encoded[:2] / encoded
 
 
-POSTGRES_URL = os.environ.get(
-    "CARGOBAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
-
-
 @contextlib.contextmanager
 def fresh_postgres(scratch: Path) -> Iterator[str]:
     """A new database on the machine's PostgreSQL, migrated; its URL; dropped afterwards."""
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.exec_driver_sql("SELECT 1")
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__})")
-    name = f"cargobay_fsck_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    url = sa.make_url(POSTGRES_URL).set(database=name).render_as_string(False)
-    try:
+    with fresh_database("cargobay_fsck") as url:
         done = subprocess.run(
             [sys.executable, "-m", "cargobay", "migrate", "--data-dir", str(scratch)],
             env={**os.environ, "CARGOBAY_DATABASE_URL": url},
@@ -135,7 +119,3 @@ def fresh_postgres(scratch: Path) -> Iterator[str]:
         )
         assert done.returncode == 0, done.stderr
         yield url
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()

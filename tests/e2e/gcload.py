@@ -19,7 +19,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from images import OCI_MANIFEST, sha256_digest
+from images import OCI_MANIFEST
+from kit import digest_of
 
 OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 LAYER = "application/vnd.oci.image.layer.v1.tar"
@@ -84,7 +85,7 @@ class Pusher:
         return r
 
     def push_blob(self, repo: str, data: bytes, mode: str, tally: Tally, source: str) -> None:
-        digest = sha256_digest(data)
+        digest = digest_of(data)
         http = self.http
         if mode == "existing":
             if http.head(f"/v2/{repo}/blobs/{digest}").status_code == 200:
@@ -133,7 +134,7 @@ class Pusher:
         config = json.dumps({"architecture": "amd64", "os": "linux", "id": secrets.token_hex(8)})
         base = self.rng.choice(self.bases)
         own = os.urandom(self.rng.randint(1000, 60_000))
-        blobs = {sha256_digest(b): b for b in (config.encode(), base, own)}
+        blobs = {digest_of(b): b for b in (config.encode(), base, own)}
         modes = ("monolithic", "chunked", "mount", "existing")
         for data in blobs.values():
             mode = "mount" if data is base and self.rng.random() < 0.4 else self.rng.choice(modes)
@@ -144,11 +145,11 @@ class Pusher:
                 "mediaType": OCI_MANIFEST,
                 "config": {
                     "mediaType": OCI_CONFIG,
-                    "digest": sha256_digest(config.encode()),
+                    "digest": digest_of(config.encode()),
                     "size": len(config),
                 },
                 "layers": [
-                    {"mediaType": LAYER, "digest": sha256_digest(b), "size": len(b)}
+                    {"mediaType": LAYER, "digest": digest_of(b), "size": len(b)}
                     for b in (base, own)
                 ],
             }
@@ -181,7 +182,7 @@ class Pusher:
                 with tally.lock:
                     tally.pushes += 1
                 if self.rng.random() < 0.5:
-                    digest = sha256_digest(pushed.manifest)
+                    digest = digest_of(pushed.manifest)
                     r = self.http.delete(f"/v2/{repo}/manifests/{digest}")
                     assert r.status_code == 202, r.text
                     with tally.lock:

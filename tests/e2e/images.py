@@ -13,7 +13,6 @@ Pulled images are compared against what was pushed through :class:`PulledDir` (s
 from __future__ import annotations
 
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -24,6 +23,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+from kit import digest_of
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -70,10 +71,6 @@ def describe(proc: subprocess.CompletedProcess[str]) -> str:
     )
 
 
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def random_bytes(size: int) -> bytes:
     return secrets.token_bytes(size)
 
@@ -88,7 +85,7 @@ def blob_path(layout: Path, digest: str) -> Path:
 
 def read_blob(layout: Path, digest: str) -> bytes:
     data = blob_path(layout, digest).read_bytes()
-    assert sha256_digest(data) == digest, f"{layout}: blob file {digest} has other content"
+    assert digest_of(data) == digest, f"{layout}: blob file {digest} has other content"
     return data
 
 
@@ -187,7 +184,7 @@ def build_image(
 
 
 def write_blob(layout: Path, data: bytes) -> str:
-    digest = sha256_digest(data)
+    digest = digest_of(data)
     path = blob_path(layout, digest)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_bytes(data)
@@ -265,14 +262,14 @@ class PulledDir:
 
     def blob(self, digest: str) -> bytes:
         data = (self.path / digest.split(":", 1)[1]).read_bytes()
-        assert sha256_digest(data) == digest, f"{self.path}: blob {digest} has other content"
+        assert digest_of(data) == digest, f"{self.path}: blob {digest} has other content"
         return data
 
 
 def assert_same_image(pulled: PulledDir, manifest: bytes, blobs: Mapping[str, bytes]) -> None:
     """``pulled`` holds exactly ``manifest`` and, byte for byte, every blob it references."""
     got = pulled.manifest()
-    assert sha256_digest(got) == sha256_digest(manifest), (
+    assert digest_of(got) == digest_of(manifest), (
         f"pulled manifest differs from the pushed one:\npushed {manifest!r}\npulled {got!r}"
     )
     for digest in referenced_blobs(manifest):

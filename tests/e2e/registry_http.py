@@ -6,15 +6,11 @@ import json
 from typing import Any
 
 import httpx
-from images import OCI_MANIFEST, sha256_digest
+from images import OCI_MANIFEST
+from kit import Oci, digest_of, explain
 
 EMPTY_CONFIG_TYPE = "application/vnd.oci.empty.v1+json"
 EMPTY_CONFIG = b"{}"
-
-
-def explain(r: httpx.Response) -> str:
-    head = f"{r.request.method} {r.request.url} -> {r.status_code} {dict(r.headers)}"
-    return f"{head}\n{r.text[:2000]}"
 
 
 def with_params(location: str, **params: str) -> httpx.URL:
@@ -27,32 +23,15 @@ def with_params(location: str, **params: str) -> httpx.URL:
 
 def upload_blob(http: httpx.Client, repo: str, data: bytes) -> str:
     """Push ``data`` as a blob with POST + PUT (the one upload every registry must support)."""
-    digest = sha256_digest(data)
-    r = http.post(f"/v2/{repo}/blobs/uploads/")
-    assert r.status_code == 202, explain(r)
-    r = http.put(
-        with_params(r.headers["location"], digest=digest),
-        content=data,
-        headers={"Content-Type": "application/octet-stream"},
-    )
-    assert r.status_code == 201, explain(r)
-    return digest
-
-
-def descriptor(media_type: str, data: bytes, **extra: Any) -> dict[str, Any]:
-    return {"mediaType": media_type, "digest": sha256_digest(data), "size": len(data), **extra}
+    return Oci(http).push_blob_in_steps(repo, data)
 
 
 def put_manifest(
     http: httpx.Client, repo: str, reference: str, manifest: bytes, media_type: str = OCI_MANIFEST
 ) -> httpx.Response:
-    r = http.put(
-        f"/v2/{repo}/manifests/{reference}",
-        content=manifest,
-        headers={"Content-Type": media_type},
-    )
+    r = Oci(http).put_manifest(repo, reference, manifest, media_type)
     assert r.status_code == 201, explain(r)
-    assert r.headers["docker-content-digest"] == sha256_digest(manifest), explain(r)
+    assert r.headers["docker-content-digest"] == digest_of(manifest), explain(r)
     return r
 
 

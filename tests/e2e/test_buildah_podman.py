@@ -20,8 +20,8 @@ from images import (
     layout_contents,
     layout_manifest,
     random_bytes,
-    sha256_digest,
 )
+from kit import digest_of
 
 pytestmark = pytest.mark.e2e
 
@@ -62,7 +62,7 @@ def test_buildah_push_pulled_back_with_skopeo(
 
     pushed_digest = digestfile.read_text().strip()
     manifest = clients.skopeo("inspect", "--raw", TLS, ref).stdout.encode()
-    assert sha256_digest(manifest) == pushed_digest
+    assert digest_of(manifest) == pushed_digest
     pulled = PulledDir(tmp_path / "pulled")
     clients.skopeo("copy", "--src-tls-verify=false", ref, f"dir:{pulled.path}")
     assert pulled.manifest() == manifest
@@ -74,7 +74,7 @@ def test_buildah_push_pulled_back_with_skopeo(
     assert len(layer_bytes) == layer["size"]
     assert layer_files(layer_bytes)["payload.bin"] == payload
     # buildah compresses while pushing; the uncompressed digest is the config's diff_id.
-    assert config["rootfs"]["diff_ids"] == [sha256_digest(gzip.decompress(layer_bytes))]
+    assert config["rootfs"]["diff_ids"] == [digest_of(gzip.decompress(layer_bytes))]
 
 
 def test_podman_pull_then_push_elsewhere(
@@ -101,7 +101,7 @@ def test_podman_pull_then_push_elsewhere(
     clients.podman("push", TLS, "--digestfile", digestfile, src, f"docker://{dest}")
     pushed_digest = digestfile.read_text().strip()
     pushed = clients.skopeo("inspect", "--raw", TLS, f"docker://{dest}").stdout.encode()
-    assert sha256_digest(pushed) == pushed_digest
+    assert digest_of(pushed) == pushed_digest
     pulled = PulledDir(tmp_path / "pulled")
     clients.skopeo("copy", "--src-tls-verify=false", f"docker://{dest}", f"dir:{pulled.path}")
     assert pulled.manifest() == pushed
@@ -139,7 +139,7 @@ def test_podman_push_of_buildah_image_then_pull_by_digest(
 
     pulled = PulledDir(tmp_path / "pulled")
     clients.skopeo("copy", "--src-tls-verify=false", f"docker://{ref}", f"dir:{pulled.path}")
-    assert sha256_digest(pulled.manifest()) == digest
+    assert digest_of(pulled.manifest()) == digest
     doc = json.loads(pulled.manifest())
     (layer,) = doc["layers"]
     assert layer_files(pulled.blob(layer["digest"]))["payload.bin"] == payload

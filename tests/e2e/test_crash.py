@@ -24,9 +24,10 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE
-from images import OCI_MANIFEST, random_bytes, sha256_digest
+from images import OCI_MANIFEST, random_bytes
+from kit import digest_of, explain
 from processes import crash
-from registry_http import explain, upload_blob, with_params
+from registry_http import upload_blob, with_params
 
 pytestmark = [
     pytest.mark.e2e,
@@ -77,7 +78,7 @@ def finish_upload(http: httpx.Client, repo: str, location: str, data: bytes, off
     size = max(CHUNK, (len(data) - offset) // 4)
     for start in range(offset, len(data), size):
         location = patch_chunk(http, location, data[start : start + size], start)
-    digest = sha256_digest(data)
+    digest = digest_of(data)
     r = http.put(with_params(location, digest=digest))
     assert r.status_code == 201, explain(r)
     assert r.headers["docker-content-digest"] == digest, explain(r)
@@ -223,7 +224,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
                 for tag in (f"t{i}", "latest"):
                     if tag == "latest":
                         latest_sent.append(i)
-                    sent[tag] = sha256_digest(body)
+                    sent[tag] = digest_of(body)
                     try:
                         r = client.put(
                             f"/v2/{repo}/manifests/{tag}",
@@ -235,7 +236,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
                     statuses.append(r.status_code)
                     if r.status_code != 201:
                         return
-                    acked[tag] = sha256_digest(body)
+                    acked[tag] = digest_of(body)
                     if tag == "latest":
                         latest_acked.append(i)
                 if i >= 40:
@@ -250,7 +251,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
 
     server = restart_server(server)
 
-    digests = {sha256_digest(manifest(i)): i for i in latest_sent}
+    digests = {digest_of(manifest(i)): i for i in latest_sent}
     with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as http:
         tags = list_tags(http, repo)
         missing = sorted(set(acked) - set(tags))
@@ -259,7 +260,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
         for tag in tags:
             r = http.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
             assert r.status_code == 200, explain(r)
-            digest = sha256_digest(r.content)
+            digest = digest_of(r.content)
             assert r.headers["docker-content-digest"] == digest, explain(r)
             if tag == "latest":
                 # It moved forward at least to the last acknowledged push, never past the last sent.
@@ -274,7 +275,7 @@ def test_kill_during_manifest_pushes(server_factory, restart_server) -> None:
         for tag, digest in acked.items():
             r = http.get(f"/v2/{repo}/manifests/{digest}", headers={"Accept": OCI_MANIFEST})
             assert r.status_code == 200, f"{tag}: {explain(r)}"
-            assert sha256_digest(r.content) == digest
+            assert digest_of(r.content) == digest
         # The registry takes pushes again, to a new and to an old tag.
         body = manifest(1_000_000)
         for tag in ("after-restart", "t0"):

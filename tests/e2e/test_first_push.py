@@ -17,8 +17,8 @@ import httpx
 import oras.client
 import pytest
 from clients import ON_REFERENCE, Clients
-from images import build_image, describe, layout_manifest, random_bytes, sha256_digest
-from registry_http import explain
+from images import build_image, describe, layout_manifest, random_bytes
+from kit import digest_of, explain
 
 pytestmark = [
     pytest.mark.e2e,
@@ -70,9 +70,9 @@ def test_skopeo_and_podman(
     repo = f"{plain_user[0]}/skopeo-{secrets.token_hex(3)}"
     ref = f"{registry.address}/{repo}:v1"
     signed_in.skopeo("copy", "--dest-tls-verify=false", f"oci:{layout}:v1", f"docker://{ref}")
-    assert sha256_digest(manifest_of(registry, plain_user, repo).content) == digest
+    assert digest_of(manifest_of(registry, plain_user, repo).content) == digest
     proc = signed_in.skopeo("inspect", "--raw", TLS, f"docker://{ref}")
-    assert sha256_digest(proc.stdout.encode()) == digest, describe(proc)
+    assert digest_of(proc.stdout.encode()) == digest, describe(proc)
     signed_in.podman("pull", TLS, ref)
     proc = signed_in.podman("image", "inspect", "--format", "{{.Digest}}", ref)
     assert proc.stdout.strip() == digest, describe(proc)
@@ -99,7 +99,7 @@ def test_buildah(
         "push", TLS, "--digestfile", digestfile, image, f"docker://{registry.address}/{repo}:v1"
     )
     pushed = digestfile.read_text().strip()
-    assert sha256_digest(manifest_of(registry, plain_user, repo).content) == pushed
+    assert digest_of(manifest_of(registry, plain_user, repo).content) == pushed
     signed_in.buildah("rmi", image, check=False)
 
 

@@ -11,7 +11,7 @@ import time
 import httpx
 import pytest
 from fsckkit import blob_file, cargobay, fsck, pull_problems, push_image
-from images import sha256_digest
+from kit import digest_of
 from registry_http import upload_blob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
@@ -37,7 +37,7 @@ def test_fsck_finds_lost_and_corrupt_bytes_and_repair_heals(server_factory) -> N
     data[100] ^= 0xFF
     path.write_bytes(bytes(data))
     orphan = secrets.token_bytes(1000)
-    orphan_digest = sha256_digest(orphan)
+    orphan_digest = digest_of(orphan)
     orphan_path = blob_file(server.data_dir, orphan_digest)
     orphan_path.parent.mkdir(parents=True, exist_ok=True)
     orphan_path.write_bytes(orphan)
@@ -54,7 +54,7 @@ def test_fsck_finds_lost_and_corrupt_bytes_and_repair_heals(server_factory) -> N
     code, report = fsck(server, "--verify")
     assert code == 1
     assert [c["digest"] for c in report["corrupt"]] == [bad]
-    assert report["corrupt"][0]["actual"] == sha256_digest(bytes(data))
+    assert report["corrupt"][0]["actual"] == digest_of(bytes(data))
     assert report["bytes_verified"] >= len(base) + 3 * 64 * 1024
     # The plain-text summary names each problem.
     code, text = cargobay(server, "fsck", "--verify")

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from clients import ON_REFERENCE
 from fsckkit import cargobay, fresh_postgres, fsck, pull_problems, push_image
-from images import sha256_digest
+from kit import digest_of
 from registry_http import upload_blob
 
 pytestmark = [
@@ -48,13 +48,13 @@ def test_fsck_on_postgresql_and_s3(
             data[7] ^= 0x01
             s3.put_object(Bucket=s3_bucket, Key=key(bad), Body=bytes(data))
             orphan = secrets.token_bytes(777)
-            s3.put_object(Bucket=s3_bucket, Key=key(sha256_digest(orphan)), Body=orphan)
+            s3.put_object(Bucket=s3_bucket, Key=key(digest_of(orphan)), Body=orphan)
             time.sleep(1.5)  # object times have a one-second resolution
 
             code, report = fsck(server)
             assert code == 1
             assert [m["digest"] for m in report["missing"]] == [gone]
-            assert [o["digest"] for o in report["orphans"]] == [sha256_digest(orphan)]
+            assert [o["digest"] for o in report["orphans"]] == [digest_of(orphan)]
             code, report = fsck(server, "--verify")
             assert code == 1 and [c["digest"] for c in report["corrupt"]] == [bad]
 
@@ -68,7 +68,7 @@ def test_fsck_on_postgresql_and_s3(
             code, _ = cargobay(server, "gc", "--grace", "0s")
             assert code == 0
             listed = s3.list_objects_v2(Bucket=s3_bucket, Prefix="blobs/").get("Contents", [])
-            assert key(sha256_digest(orphan)) not in {o["Key"] for o in listed}
+            assert key(digest_of(orphan)) not in {o["Key"] for o in listed}
 
             upload_blob(http, "e2e/fsck", lost.blobs[gone])
             upload_blob(http, "e2e/fsck", flipped.blobs[bad])

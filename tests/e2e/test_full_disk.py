@@ -20,16 +20,9 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE
-from images import OCI_MANIFEST, random_bytes, sha256_digest
-from registry_http import (
-    EMPTY_CONFIG,
-    EMPTY_CONFIG_TYPE,
-    canonical,
-    descriptor,
-    explain,
-    upload_blob,
-    with_params,
-)
+from images import OCI_MANIFEST, random_bytes
+from kit import descriptor, digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, upload_blob, with_params
 
 MIB = 1024 * 1024
 TMPFS_SIZE = 48 * MIB
@@ -154,7 +147,7 @@ def _scenario(server: Any, disk: Path) -> None:
         )
         assert r.status_code == 202, explain(r)
         assert range_end(r) == len(data) - 1, explain(r)
-        digest = sha256_digest(data)
+        digest = digest_of(data)
         r = http.put(with_params(r.headers["location"], digest=digest))
         assert r.status_code == 201, explain(r)
         r = http.get(f"/v2/{repo}/blobs/{digest}")
@@ -207,14 +200,14 @@ def test_full_disk_refuses_manifests_and_monolithic_pushes_with_507(
             data = random_bytes(2 * MIB)
             r = http.post(
                 "/v2/e2e/full-disk-mono/blobs/uploads/",
-                params={"digest": sha256_digest(data)},
+                params={"digest": digest_of(data)},
                 content=data,
                 headers={"Content-Type": "application/octet-stream"},
             )
             assert r.status_code == 507, explain(r)
             assert "retry-after" not in r.headers, explain(r)
             assert r.json()["errors"][0]["message"] == "the registry is out of storage"
-            r = http.get(f"/v2/e2e/full-disk-mono/blobs/{sha256_digest(data)}")
+            r = http.get(f"/v2/e2e/full-disk-mono/blobs/{digest_of(data)}")
             assert r.status_code == 404, explain(r)
     finally:
         server.stop()

@@ -18,6 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 from gcload import Pusher, Tally, verify
+from kit import digest_of
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(900)]
 
@@ -138,7 +139,7 @@ def test_killed_collections_then_a_rerun_leave_a_consistent_registry(
     assert verify([server.url], server.auth, keep) == []
     # Bytes whose deletion a killed run had decided can be pushed again and read back.
     again = contents[0]
-    digest = "sha256:" + hashlib.sha256(again).hexdigest()
+    digest = digest_of(again)
     with httpx.Client(base_url=server.url, auth=server.auth, timeout=60) as http:
         r = http.post("/v2/crash/gc-again/blobs/uploads/")
         r = http.put(

@@ -20,22 +20,21 @@ import subprocess
 import sys
 import threading
 import uuid
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 import sqlalchemy as sa
+from kit import digest_of
+from kit.postgres import fresh_database
+from kit.server import start_cargobay
 
 if os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference":
     pytest.skip("cargobay behaviour", allow_module_level=True)
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(300)]
 
-POSTGRES_URL = os.environ.get(
-    "CARGOBAY_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres"
-)
 OCTET = {"Content-Type": "application/octet-stream"}
 
 
@@ -96,25 +95,6 @@ class CuttableProxy:
         self.listener.close()
 
 
-@contextlib.contextmanager
-def fresh_database() -> Iterator[sa.URL]:
-    admin = sa.create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    try:
-        with admin.connect() as c:
-            c.exec_driver_sql("SELECT 1")
-    except Exception as exc:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} ({type(exc).__name__})")
-    name = f"cargobay_hardening_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as c:
-        c.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield sa.make_url(POSTGRES_URL).set(database=name)
-    finally:
-        with admin.connect() as c:
-            c.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 def migrate(url: str, data_dir: Path) -> None:
     done = subprocess.run(
         [sys.executable, "-m", "cargobay", "migrate", "--data-dir", str(data_dir)],
@@ -127,24 +107,14 @@ def migrate(url: str, data_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
 
 
-def _starter(config: pytest.Config) -> Any:
-    """``start_cargobay`` of ``tests/conftest.py``: a second server on a data directory."""
-    top = (Path(__file__).parent.parent / "conftest.py").resolve()
-    shared = next(
-        p
-        for p in config.pluginmanager.get_plugins()
-        if Path(getattr(p, "__file__", None) or "/").resolve() == top
-    )
-    return shared.start_cargobay
-
-
 def _retry_after(r: httpx.Response) -> None:
     assert r.status_code == 503, (r.request.url, r.status_code, r.text[:300])
     assert r.headers.get("retry-after", "").isdigit(), r.headers
 
 
 def test_an_unavailable_database_is_503_everywhere(server_factory: Any, tmp_path: Path) -> None:
-    with fresh_database() as url:
+    with fresh_database("cargobay_hardening") as rendered:
+        url = sa.make_url(rendered)
         proxy = CuttableProxy(url.host or "127.0.0.1", url.port or 5432)
         try:
             through = url.set(host="127.0.0.1", port=proxy.port).render_as_string(False)
@@ -182,13 +152,12 @@ def test_an_unavailable_database_is_503_everywhere(server_factory: Any, tmp_path
 
 
 def test_replicas_on_one_database_share_the_sign_in_limit(
-    server_factory: Any, tmp_path: Path, pytestconfig: pytest.Config
+    server_factory: Any, tmp_path: Path
 ) -> None:
-    with fresh_database() as url:
-        rendered = url.render_as_string(False)
+    with fresh_database("cargobay_hardening") as rendered:
         migrate(rendered, tmp_path / "migrate")
         first = server_factory(database_url=rendered, sign_in_failures=4, sign_in_window=60)
-        second = _starter(pytestconfig)(
+        second = start_cargobay(
             first.data_dir, database_url=rendered, sign_in_failures=4, sign_in_window=60
         )
         try:
@@ -227,7 +196,7 @@ def test_numbers_in_non_ascii_digits_on_pages_and_forms(server_factory: Any) -> 
     digest_path = f"/v2/api/numbers-{name}"
     with httpx.Client(base_url=server.url, timeout=30, auth=server.auth) as v2:
         config = b'{"architecture":"amd64","os":"linux"}'
-        d = "sha256:" + hashlib.sha256(config).hexdigest()
+        d = digest_of(config)
         assert v2.post(f"{digest_path}/blobs/uploads/", params={"digest": d}, content=config,
                        headers=OCTET).status_code == 201  # fmt: skip
     with httpx.Client(base_url=server.url, timeout=30, follow_redirects=False) as http:
@@ -263,19 +232,17 @@ def _chunk(http: httpx.Client, location: str, data: bytes, start: int) -> str:
     return str(r.headers["location"])
 
 
-def test_replicas_that_disagree_about_the_resumable_hash(
-    server_factory: Any, pytestconfig: pytest.Config
-) -> None:
+def test_replicas_that_disagree_about_the_resumable_hash(server_factory: Any) -> None:
     fast = server_factory()
     # A second server on the same data directory (same database and blobs), fast path off.
-    slow = _starter(pytestconfig)(fast.data_dir, resumable_hash=False)
+    slow = start_cargobay(fast.data_dir, resumable_hash=False)
     try:
         assert "resumable SHA-256 through libcrypto" in fast.log()
         assert "resumable SHA-256 unavailable: turned off" in slow.log()
         repo = f"api/hash-{uuid.uuid4().hex[:8]}"
         parts = [os.urandom(700_000), os.urandom(300_001), os.urandom(77)]
         data = b"".join(parts)
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digest_of(data)
         with (
             httpx.Client(base_url=fast.url, auth=fast.auth, timeout=60) as a,
             httpx.Client(base_url=slow.url, auth=fast.auth, timeout=60) as b,
@@ -300,7 +267,7 @@ def test_replicas_that_disagree_about_the_resumable_hash(
             state.write_bytes(bytes(raw))
             location = _chunk(a, location, parts[1], len(parts[0]))
             both = parts[0] + parts[1]
-            r = a.put(location, params={"digest": "sha256:" + hashlib.sha256(both).hexdigest()})
+            r = a.put(location, params={"digest": digest_of(both)})
             assert r.status_code == 201, r.text
     finally:
         slow.stop()

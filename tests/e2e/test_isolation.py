@@ -34,7 +34,6 @@ from images import (
     child_manifests,
     layout_contents,
     layout_manifest,
-    sha256_digest,
 )
 from isolation import (
     PASSWORD,
@@ -44,6 +43,7 @@ from isolation import (
     start_isolated,
     unique_hostname,
 )
+from kit import digest_of
 
 pytestmark = [pytest.mark.e2e]
 
@@ -149,9 +149,9 @@ def test_skopeo_copy_all_of_an_index_and_back(
     pulled = tmp_path / "pulled"
     tls_clients.skopeo("copy", "--all", "--src-cert-dir", certs, ref, f"dir:{pulled}")
     assert PulledDir(pulled).manifest() == index
-    assert sha256_digest(PulledDir(pulled).manifest()) == multi.digest
+    assert digest_of(PulledDir(pulled).manifest()) == multi.digest
     for child in child_manifests(index):
-        assert sha256_digest(PulledDir(pulled).manifest(child["digest"])) == child["digest"]
+        assert digest_of(PulledDir(pulled).manifest(child["digest"])) == child["digest"]
     # Without the CA the certificate is refused: TLS is real, not skipped.
     (tmp_path / "no-ca").mkdir()
     untrusted = tls_clients.skopeo(
@@ -250,7 +250,7 @@ def test_site_host_refuses_registry_paths_without_redirects(
     blob = http.get(
         f"{deployment.registry_url}/v2/e2e/refused/blobs/{config}", auth=deployment.auth
     )
-    assert blob.status_code == 200 and sha256_digest(blob.content) == config
+    assert blob.status_code == 200 and digest_of(blob.content) == config
     # REST links point at pages, on the site host.
     package = http.get(
         f"{deployment.site_url}/api/v3/orgs/e2e/packages/container/refused", auth=deployment.auth
@@ -294,7 +294,7 @@ def test_realm_and_upload_locations_name_the_registry_host(
     assert urlsplit(location).netloc == deployment.registry_address
     data = b"located"
     done = http.put(
-        location, params={"digest": sha256_digest(data)}, content=data, auth=deployment.auth
+        location, params={"digest": digest_of(data)}, content=data, auth=deployment.auth
     )
     assert done.status_code == 201
     blob = urljoin(f"{deployment.registry_url}/v2/", done.headers["location"])
@@ -308,7 +308,7 @@ def test_realm_and_upload_locations_name_the_registry_host(
 
 def test_html_blob_is_served_non_executably(deployment: Deployment, http: httpx.Client) -> None:
     html = b"<!doctype html><html><body><script>alert(document.cookie)</script></body></html>"
-    digest = sha256_digest(html)
+    digest = digest_of(html)
     pushed = http.post(
         f"{deployment.registry_url}/v2/e2e/html/blobs/uploads/",
         params={"digest": digest},

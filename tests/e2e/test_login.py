@@ -30,9 +30,8 @@ from images import (
     layout_contents,
     layout_manifest,
     random_bytes,
-    sha256_digest,
 )
-from registry_http import explain
+from kit import digest_of, explain
 
 pytestmark = [
     pytest.mark.e2e,
@@ -218,7 +217,7 @@ def test_podman_login_then_pull_and_push(
     pushed = digestfile.read_text().strip()
     r = http.get(f"/v2/{published.repo}-pushed/manifests/v2", headers={"Accept": OCI_MANIFEST})
     assert r.status_code == 200, explain(r)
-    assert sha256_digest(r.content) == pushed, explain(r)
+    assert digest_of(r.content) == pushed, explain(r)
 
 
 def test_buildah_push_with_creds(
@@ -246,7 +245,7 @@ def test_buildah_push_with_creds(
     bare.buildah("push", TLS, "--creds", f"{user}:{token}", "--digestfile", digestfile, image, ref)
     r = http.get(f"/v2/{repo}/manifests/v1", headers={"Accept": OCI_MANIFEST})
     assert r.status_code == 200, explain(r)
-    assert sha256_digest(r.content) == digestfile.read_text().strip(), explain(r)
+    assert digest_of(r.content) == digestfile.read_text().strip(), explain(r)
     bare.buildah("rmi", image, check=False)
 
 
@@ -328,6 +327,6 @@ def test_oras_login_then_push_and_pull(
     files = client.pull(target=target, outdir=str(out))
     assert [Path(f).name for f in files] == ["payload.bin"]
     assert (out / "payload.bin").read_bytes() == payload
-    r = http.get(f"/v2/{repo}/blobs/{sha256_digest(payload)}")
+    r = http.get(f"/v2/{repo}/blobs/{digest_of(payload)}")
     assert r.status_code == 200, explain(r)
     assert r.content == payload

@@ -5,8 +5,6 @@ no metrics."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import os
 import socket
 import time
@@ -14,6 +12,7 @@ from typing import Any
 
 import httpx
 import pytest
+from kit import Oci, digest_of, image
 from prometheus_client.parser import text_string_to_metric_families
 
 pytestmark = pytest.mark.e2e
@@ -47,10 +46,6 @@ def value(samples: Samples, name: str, **labels: str) -> float:
     return samples.get((name, frozenset(labels.items())), 0.0)
 
 
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def fresh(server: Any, **kwargs: Any) -> httpx.Client:
     """A client opening a new connection per request (so both workers take some)."""
     return httpx.Client(
@@ -71,45 +66,14 @@ def test_counters_move_by_what_was_pushed_and_pulled(server_factory: Any) -> Non
     blobs: list[bytes] = []
     manifests: list[bytes] = []
     with fresh(server, auth=(server.user, server.token)) as http:
+        oci = Oci(http)
         for i in range(3):
-            config = json.dumps({"architecture": "amd64", "os": "linux", "n": i}).encode()
-            layer = os.urandom(1000 + i)
-            for data in (config, layer):
-                started = http.post(f"/v2/{repo}/blobs/uploads/")
-                assert started.status_code == 202, started.text
-                done = http.put(
-                    httpx.URL(started.headers["location"]).copy_merge_params(
-                        {"digest": digest(data)}
-                    ),
-                    content=data,
-                )
-                assert done.status_code == 201, done.text
+            built = image(layer_size=1000 + i)
+            for data in built.blobs.values():
+                oci.push_blob_in_steps(repo, data)
                 blobs.append(data)
-            manifest = json.dumps(
-                {
-                    "schemaVersion": 2,
-                    "mediaType": "application/vnd.oci.image.manifest.v1+json",
-                    "config": {
-                        "mediaType": "application/vnd.oci.image.config.v1+json",
-                        "digest": digest(config),
-                        "size": len(config),
-                    },
-                    "layers": [
-                        {
-                            "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                            "digest": digest(layer),
-                            "size": len(layer),
-                        }
-                    ],
-                }
-            ).encode()
-            put = http.put(
-                f"/v2/{repo}/manifests/v{i}",
-                content=manifest,
-                headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-            )
-            assert put.status_code == 201, put.text
-            manifests.append(manifest)
+            oci.push_manifest(repo, f"v{i}", built.manifest, built.media_type)
+            manifests.append(built.manifest)
         for i, manifest in enumerate(manifests):
             for _ in range(2):
                 got = http.get(
@@ -118,7 +82,7 @@ def test_counters_move_by_what_was_pushed_and_pulled(server_factory: Any) -> Non
                 )
                 assert got.content == manifest
         for data in blobs:
-            assert http.get(f"/v2/{repo}/blobs/{digest(data)}").content == data
+            assert http.get(f"/v2/{repo}/blobs/{digest_of(data)}").content == data
     # Each of the two workers counts failures itself (no Redis here): eight failures put at
     # least four on one worker, past its limit of two, whichever worker takes which request.
     with fresh(server) as anonymous:

@@ -22,7 +22,8 @@ from images import (
     random_bytes,
     referenced_blobs,
 )
-from registry_http import explain, upload_blob, with_params
+from kit import explain
+from registry_http import upload_blob, with_params
 
 pytestmark = pytest.mark.e2e
 

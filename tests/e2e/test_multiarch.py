@@ -19,8 +19,8 @@ from images import (
     layout_contents,
     layout_manifest,
     referenced_blobs,
-    sha256_digest,
 )
+from kit import digest_of
 
 pytestmark = pytest.mark.e2e
 
@@ -119,14 +119,14 @@ def test_docker_manifest_list_push_and_pull_all(
     r = http.get(f"/v2/{repo}/manifests/list", headers={"Accept": ALL_TYPES})
     assert r.status_code == 200, r.text
     assert r.headers["content-type"] == DOCKER_LIST
-    assert r.headers["docker-content-digest"] == sha256_digest(listing)
+    assert r.headers["docker-content-digest"] == digest_of(listing)
 
     pulled = PulledDir(tmp_path / "pulled")
     clients.skopeo("copy", "--all", "--src-tls-verify=false", ref, f"dir:{pulled.path}")
     assert pulled.manifest() == listing
     for desc in doc["manifests"]:
         child = pulled.manifest(desc["digest"])
-        assert sha256_digest(child) == desc["digest"]
+        assert digest_of(child) == desc["digest"]
         assert len(child) == desc["size"]
         r = http.get(f"/v2/{repo}/manifests/{desc['digest']}", headers={"Accept": ALL_TYPES})
         assert r.status_code == 200, r.text

@@ -16,15 +16,9 @@ import oras.client
 import oras.oci
 import pytest
 from clients import ON_REFERENCE
-from images import OCI_INDEX, OCI_MANIFEST, random_bytes, sha256_digest
-from registry_http import (
-    EMPTY_CONFIG,
-    EMPTY_CONFIG_TYPE,
-    descriptor,
-    explain,
-    put_manifest,
-    upload_blob,
-)
+from images import OCI_INDEX, OCI_MANIFEST, random_bytes
+from kit import descriptor, digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, put_manifest, upload_blob
 
 pytestmark = [pytest.mark.e2e, pytest.mark.timeout(90)]
 
@@ -59,7 +53,7 @@ def push_artifact(
     name: str = "payload.bin",
     **kwargs: object,
 ) -> None:
-    work = tmp_path / f"push-{sha256_digest(payload)[7:19]}"
+    work = tmp_path / f"push-{digest_of(payload)[7:19]}"
     work.mkdir()
     (work / name).write_bytes(payload)
     (work / "config.json").write_text(json.dumps({"cargobay": "e2e"}))
@@ -77,7 +71,7 @@ def push_artifact(
 def manifest_of(http: httpx.Client, repo: str, reference: str) -> tuple[str, bytes]:
     r = http.get(f"/v2/{repo}/manifests/{reference}", headers={"Accept": OCI_MANIFEST})
     assert r.status_code == 200, explain(r)
-    assert r.headers["docker-content-digest"] == sha256_digest(r.content), explain(r)
+    assert r.headers["docker-content-digest"] == digest_of(r.content), explain(r)
     return r.headers["docker-content-digest"], r.content
 
 
@@ -113,7 +107,7 @@ def test_push_and_pull_artifact(
     assert manifest["config"]["mediaType"] == ARTIFACT_TYPE
     (layer,) = manifest["layers"]
     assert layer["mediaType"] == FILE_TYPE
-    assert layer["digest"] == sha256_digest(payload)
+    assert layer["digest"] == digest_of(payload)
     assert layer["size"] == len(payload)
     assert manifest["annotations"] == {"org.example.note": "hello"}
     assert oras_client.get_manifest(f"{registry.address}/{repo}@{digest}") == manifest
@@ -209,7 +203,7 @@ def test_referrers(
             "annotations": {"org.example.kind": "signature"},
         }
     ).encode()
-    sig_digest = sha256_digest(sig_manifest)
+    sig_digest = digest_of(sig_manifest)
     r = put_manifest(http, repo, sig_digest, sig_manifest)
 
     if ON_REFERENCE:

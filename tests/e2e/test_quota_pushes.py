@@ -16,8 +16,9 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE, Clients
-from images import build_image, random_bytes, sha256_digest
-from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, explain, with_params
+from images import build_image, random_bytes
+from kit import digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, with_params
 
 pytestmark = [
     pytest.mark.e2e,
@@ -65,7 +66,7 @@ def refused(r: httpx.Response, *phrases: str) -> None:
 def monolithic(http: httpx.Client, repo: str, data: bytes) -> httpx.Response:
     return http.post(
         f"/v2/{repo}/blobs/uploads/",
-        params={"digest": sha256_digest(data)},
+        params={"digest": digest_of(data)},
         content=data,
         headers={"Content-Type": "application/octet-stream"},
     )
@@ -78,13 +79,13 @@ def manifest_for(layers: list[bytes]) -> bytes:
             "mediaType": "application/vnd.oci.image.manifest.v1+json",
             "config": {
                 "mediaType": EMPTY_CONFIG_TYPE,
-                "digest": sha256_digest(EMPTY_CONFIG),
+                "digest": digest_of(EMPTY_CONFIG),
                 "size": len(EMPTY_CONFIG),
             },
             "layers": [
                 {
                     "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": sha256_digest(layer),
+                    "digest": digest_of(layer),
                     "size": len(layer),
                 }
                 for layer in layers
@@ -136,7 +137,7 @@ def test_pushes_under_the_quota_work_and_over_it_are_refused_with_nothing_visibl
     }
 
     big = random_bytes(80_000)
-    digest = sha256_digest(big)
+    digest = digest_of(big)
     seen = visible(http, repo, digest)
     assert seen["blob"] == 404
     message = (
@@ -211,7 +212,7 @@ def test_deleting_and_the_purge_free_quota(server: Any, http: httpx.Client) -> N
     assert r.status_code == 201, explain(r)
     assert used(server, ns) == 70_000
     # Unlinking a blob (DELETE) frees it too.
-    assert http.delete(f"/v2/{ns}/new/blobs/{sha256_digest(fresh)}").status_code == 202
+    assert http.delete(f"/v2/{ns}/new/blobs/{digest_of(fresh)}").status_code == 202
     assert used(server, ns) == 0
     # The garbage collector finds nothing counted that it removes.
     server.cli("gc", "--grace", "0s")
@@ -237,14 +238,14 @@ def test_racing_pushers_cannot_jointly_pass_the_quota(server: Any) -> None:
         ) -> None:
             with httpx.Client(base_url=server.url, timeout=60, auth=server.auth) as client:
                 data = random_bytes(60_000)
-                pushed[n] = sha256_digest(data)
+                pushed[n] = digest_of(data)
                 repo = f"{ns}/r{round_}-{n}"
                 r = client.post(f"/v2/{repo}/blobs/uploads/")
                 location = r.headers["location"]
                 r = client.patch(location, content=iter([data]))
                 assert r.status_code == 202, explain(r)
                 barrier.wait()
-                r = client.put(with_params(location, digest=sha256_digest(data)))
+                r = client.put(with_params(location, digest=digest_of(data)))
                 outcomes.append(r.status_code)
 
         threads = [threading.Thread(target=push, args=(n,)) for n in range(4)]
@@ -309,9 +310,9 @@ def test_a_chunk_of_a_blob_the_namespace_has_is_not_counted_again(
     # The same 80 kB, uploaded in chunks into another package: it is stored once, counted once.
     r, location = chunked(http, f"{ns}/copy", base)
     assert r.status_code == 202, explain(r)
-    r = http.put(with_params(location, digest=sha256_digest(base)))
+    r = http.put(with_params(location, digest=digest_of(base)))
     assert r.status_code == 201, explain(r)
-    assert http.head(f"/v2/{ns}/copy/blobs/{sha256_digest(base)}").status_code == 200
+    assert http.head(f"/v2/{ns}/copy/blobs/{digest_of(base)}").status_code == 200
     assert used(server, ns) == before
 
     # New bytes larger than any blob of the namespace: refused at the PATCH.
@@ -322,8 +323,8 @@ def test_a_chunk_of_a_blob_the_namespace_has_is_not_counted_again(
     fresh = random_bytes(50_000)
     r, location = chunked(http, f"{ns}/copy", fresh)
     assert r.status_code == 202, explain(r)
-    refused(http.put(with_params(location, digest=sha256_digest(fresh))), "this push adds 50 kB")
-    assert http.head(f"/v2/{ns}/copy/blobs/{sha256_digest(fresh)}").status_code == 404
+    refused(http.put(with_params(location, digest=digest_of(fresh))), "this push adds 50 kB")
+    assert http.head(f"/v2/{ns}/copy/blobs/{digest_of(fresh)}").status_code == 404
     assert used(server, ns) == before
 
 
@@ -333,7 +334,7 @@ def test_a_mount_over_the_quota_starts_an_upload_that_the_commit_refuses(
     source = namespace(server, "quota-mount-src", "10MB")
     ns = namespace(server, "quota-mount", "100kB")
     layer = random_bytes(80_000)
-    digest = sha256_digest(layer)
+    digest = digest_of(layer)
     assert monolithic(http, f"{source}/app", layer).status_code == 201
     assert push_image(http, f"{ns}/app", "v1", [random_bytes(40_000)]).status_code == 201
     before = used(server, ns)

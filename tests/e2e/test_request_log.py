@@ -5,7 +5,6 @@ template, status, bytes and who; and no secret used against the server anywhere 
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import os
 import time
@@ -13,15 +12,12 @@ from typing import Any
 
 import httpx
 import pytest
+from kit import Oci, digest_of, image
 
 pytestmark = pytest.mark.e2e
 
 if os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference":
     pytest.skip("cargobay's own log", allow_module_level=True)
-
-
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def test_one_line_per_request_and_no_secret_in_the_log(
@@ -41,35 +37,11 @@ def test_one_line_per_request_and_no_secret_in_the_log(
         "/token", params={"scope": "repository:api/logged:pull,push"}, auth=auth
     ).json()["token"]
     secrets.append(token)
-    bearer = {"Authorization": f"Bearer {token}"}
-    config = b'{"architecture":"amd64","os":"linux"}'
-    start = http.post("/v2/api/logged/blobs/uploads/", headers=bearer)
-    assert start.status_code == 202, start.text
-    put = http.put(
-        httpx.URL(start.headers["location"]).copy_merge_params({"digest": digest(config)}),
-        content=config,
-        headers=bearer,
-    )
-    assert put.status_code == 201, put.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": digest(config),
-                "size": len(config),
-            },
-            "layers": [],
-        }
-    ).encode()
-    pushed = http.put(
-        "/v2/api/logged/manifests/v1",
-        content=manifest,
-        headers={**bearer, "Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-    )
-    assert pushed.status_code == 201, pushed.text
-    assert http.get(f"/v2/api/logged/blobs/{digest(config)}", headers=bearer).content == config
+    built = image(layers=0)
+    (config,), manifest = built.blobs.values(), built.manifest
+    with Oci.connect(server.url, token=token) as oci:
+        oci.push_image("api/logged", "v1", built)
+        assert oci.get_blob("api/logged", digest_of(config)).content == config
     # A new personal access token through the REST API; wrong secrets of every kind.
     created = http.post("/api/v3/user/tokens", json={"scopes": ["read:packages"]}, auth=auth).json()
     secrets.append(created["token"])

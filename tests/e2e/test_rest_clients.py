@@ -41,7 +41,8 @@ from images import (
     tag_in_layout,
     write_blob,
 )
-from registry_http import descriptor, explain, put_manifest, upload_blob
+from kit import descriptor, digest_of, explain
+from registry_http import put_manifest, upload_blob
 
 pytestmark = [
     pytest.mark.e2e,
@@ -338,7 +339,7 @@ def build_index_layout(
     descriptors = []
     for arch in arches:
         layer = _layer({f"etc/arch-{arch}": arch.encode(), "data/random.bin": os.urandom(4096)})
-        diff_id = "sha256:" + hashlib.sha256(gzip.decompress(layer)).hexdigest()
+        diff_id = digest_of(gzip.decompress(layer))
         config = json.dumps(
             {
                 "architecture": arch,

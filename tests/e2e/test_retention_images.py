@@ -19,8 +19,9 @@ import httpx
 import pytest
 import sqlalchemy as sa
 from clients import Clients
-from images import OCI_INDEX, OCI_MANIFEST, PulledDir, random_bytes, sha256_digest
-from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, descriptor, upload_blob
+from images import OCI_INDEX, OCI_MANIFEST, PulledDir, random_bytes
+from kit import descriptor, digest_of
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, canonical, upload_blob
 
 from cargobay.metadata.engine import make_engine
 from cargobay.metadata.schema import manifests, repositories, tags
@@ -39,7 +40,7 @@ class Pushed:
         self.manifest = manifest
         self.blobs = blobs
         self.media_type = media_type
-        self.digest = sha256_digest(manifest)
+        self.digest = digest_of(manifest)
 
 
 def _put(http: httpx.Client, repo: str, ref: str, body: bytes, media_type: str) -> None:
@@ -64,7 +65,7 @@ def push_image(
             {"architecture": arch, "os": "linux", "rootfs": {"type": "layers", "diff_ids": []}}
         ).encode()
     )
-    blobs = {sha256_digest(layer): layer, sha256_digest(config): config}
+    blobs = {digest_of(layer): layer, digest_of(config): config}
     for data in blobs.values():
         upload_blob(http, repo, data)
     doc: dict[str, Any] = {

@@ -18,9 +18,8 @@ from images import (
     layout_contents,
     layout_manifest,
     referenced_blobs,
-    sha256_digest,
 )
-from registry_http import explain
+from kit import digest_of, explain
 
 pytestmark = [
     pytest.mark.e2e,
@@ -119,7 +118,7 @@ def test_chunked_upload_over_http_is_stored_in_s3(s3_registry: Any, s3_service: 
             )
             assert r.status_code == 202, explain(r)
             location = r.headers["location"]
-        digest = sha256_digest(data)
+        digest = digest_of(data)
         r = http.put(location, params={"digest": digest})
         assert r.status_code == 201, explain(r)
         r = http.get(f"/v2/e2e/s3-chunked/blobs/{digest}", follow_redirects=True)

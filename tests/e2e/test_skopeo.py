@@ -18,8 +18,8 @@ from images import (
     layout_contents,
     layout_manifest,
     referenced_blobs,
-    sha256_digest,
 )
+from kit import digest_of
 
 pytestmark = pytest.mark.e2e
 
@@ -159,7 +159,7 @@ def test_docker_v2s2_push_and_pull(
     assert {layer["mediaType"] for layer in doc["layers"]} == {
         "application/vnd.docker.image.rootfs.diff.tar.gzip"
     }
-    digest = sha256_digest(manifest)
+    digest = digest_of(manifest)
     # What the registry stored and serves: the Docker media type and the same bytes.
     r = http.get(
         f"/v2/{repo}/manifests/v1", headers={"Accept": f"{DOCKER_MANIFEST}, {OCI_MANIFEST}"}

@@ -13,8 +13,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from clients import ON_REFERENCE
-from images import random_bytes, sha256_digest
-from registry_http import explain, with_params
+from images import random_bytes
+from kit import digest_of, explain
+from registry_http import with_params
 
 pytestmark = [
     pytest.mark.e2e,
@@ -80,7 +81,7 @@ def test_sigterm_with_a_stalled_patch_stops_in_bounded_time(
             },
         )
         assert r.status_code == 202, explain(r)
-        r = http.put(with_params(r.headers["location"], digest=sha256_digest(data)))
+        r = http.put(with_params(r.headers["location"], digest=digest_of(data)))
         assert r.status_code == 201, explain(r)
-        r = http.get(f"/v2/{repo}/blobs/{sha256_digest(data)}")
+        r = http.get(f"/v2/{repo}/blobs/{digest_of(data)}")
         assert r.status_code == 200 and r.content == data, explain(r)

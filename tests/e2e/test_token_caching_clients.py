@@ -15,7 +15,6 @@ fetched by the first GET is used for every later GET and HEAD of that repository
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
@@ -28,8 +27,9 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE
-from images import OCI_MANIFEST, sha256_digest
-from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, descriptor, explain, with_params
+from images import OCI_MANIFEST
+from kit import descriptor, digest_of, explain
+from registry_http import EMPTY_CONFIG, EMPTY_CONFIG_TYPE, with_params
 
 pytestmark = [
     pytest.mark.e2e,
@@ -102,7 +102,7 @@ class CachingClient:
         return self.send(method, url, repo, token, **kw)
 
     def push_blob(self, repo: str, data: bytes) -> str:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digest_of(data)
         r = self.request("POST", f"/v2/{repo}/blobs/uploads/", repo)
         assert r.status_code == 202, explain(r)
         r = self.request(
@@ -176,11 +176,11 @@ def test_token_fetched_before_the_repository_existed(client: CachingClient) -> N
             method, f"/v2/{repo}/manifests/v1", repo, headers={"Accept": OCI_MANIFEST}
         )
         assert r.status_code == 200, explain(r)
-        assert r.headers["docker-content-digest"] == sha256_digest(manifest)
+        assert r.headers["docker-content-digest"] == digest_of(manifest)
         assert r.content == (manifest if method == "GET" else b"")
     tags = client.request("GET", f"/v2/{repo}/tags/list", repo)
     assert tags.status_code == 200 and tags.json()["tags"] == ["v1"], explain(tags)
-    unknown = "sha256:" + hashlib.sha256(os.urandom(8)).hexdigest()
+    unknown = digest_of(os.urandom(8))
     refs = client.request("GET", f"/v2/{repo}/referrers/{unknown}", repo)
     assert refs.status_code == 200, explain(refs)
     assert refs.headers["content-type"] == "application/vnd.oci.image.index.v1+json"
@@ -253,7 +253,7 @@ def test_mount_with_a_token_for_the_target_only(client: CachingClient, registry:
     assert r.headers["docker-content-digest"] == digest
     assert client.fetched[-1] == f"repository:{target}:pull,push repository:{source}:pull"
     blob = client.request("GET", f"/v2/{target}/blobs/{digest}", target)
-    assert blob.status_code == 200 and sha256_digest(blob.content) == digest, explain(blob)
+    assert blob.status_code == 200 and digest_of(blob.content) == digest, explain(blob)
 
 
 def test_mount_from_a_repository_the_caller_cannot_read(
@@ -263,14 +263,14 @@ def test_mount_from_a_repository_the_caller_cannot_read(
     an upload session (202), exactly as for a blob that exists nowhere; nothing mounted, and
     no challenge for the other repository."""
     data = os.urandom(300)
-    digest = sha256_digest(data)
+    digest = digest_of(data)
     r = http.post(f"/v2/{repo}/blobs/uploads/", params={"digest": digest}, content=data)
     assert r.status_code == 201, explain(r)  # the test user's private package
     target = f"{user[0]}/mount-{secrets.token_hex(3)}"
     with httpx.Client(base_url=registry.url, timeout=30) as other:
         caching = CachingClient(other, user, "refresh-on-401")
         answers: list[tuple[int, list[str]]] = []
-        missing = "sha256:" + hashlib.sha256(os.urandom(8)).hexdigest()
+        missing = digest_of(os.urandom(8))
         for query in (f"&from={repo}", ""):  # with and without ``from``
             for source_digest in (digest, missing):
                 resp = caching.request(

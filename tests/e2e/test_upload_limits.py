@@ -10,8 +10,9 @@ from typing import Any
 import httpx
 import pytest
 from clients import ON_REFERENCE
-from images import random_bytes, sha256_digest
-from registry_http import explain, with_params
+from images import random_bytes
+from kit import digest_of, explain
+from registry_http import with_params
 
 pytestmark = [
     pytest.mark.e2e,
@@ -58,7 +59,7 @@ def test_open_sessions_are_bounded_per_principal(server_factory: Any) -> None:
         data = random_bytes(1000)
         r = http.post(
             f"/v2/{repo}/blobs/uploads/",
-            params={"digest": sha256_digest(data)},
+            params={"digest": digest_of(data)},
             content=data,
             headers={"Content-Type": "application/octet-stream"},
         )
@@ -73,7 +74,7 @@ def test_open_sessions_are_bounded_per_principal(server_factory: Any) -> None:
         refused(http, repo)
 
         # Finishing frees a slot.
-        r = http.put(with_params(locations.pop(), digest=sha256_digest(data)), content=data)
+        r = http.put(with_params(locations.pop(), digest=digest_of(data)), content=data)
         assert r.status_code == 201, explain(r)
         locations += open_sessions(http, repo, 1)
         refused(http, repo)

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+from kit import digest_of
 
 pytestmark = pytest.mark.e2e
 
@@ -44,7 +45,7 @@ def test_chunks_of_one_upload_land_on_different_workers(server_factory) -> None:
     repo = "scale/workers"
     parts = [os.urandom(256 * 1024 + i) for i in range(24)]
     data = b"".join(parts)
-    digest = "sha256:" + hashlib.sha256(data).hexdigest()
+    digest = digest_of(data)
     # A new connection per request: the kernel spreads them over both workers.
     auth = server.auth
     start = httpx.post(f"{server.url}/v2/{repo}/blobs/uploads/", auth=auth)

@@ -1,4 +1,4 @@
-"""Helpers for the REST API tests (``/api/v3``): the operator CLI in one process, a small OCI
+"""Helpers for the REST API tests (``/api/v3``): an OCI
 pusher (blobs, images with labels and annotations, indexes with platform children and
 attestations, referrers) and a REST client that sends a token.
 
@@ -8,18 +8,15 @@ shadowed by a helper of another test folder (``tests/`` is not a package).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
-import subprocess
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import Any, TypeVar
 from urllib.parse import quote
 
 import httpx
+from kit import Image, Oci, Pushed, encode, image, index
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -34,76 +31,6 @@ DESCRIPTION = "org.opencontainers.image.description"
 LICENSES = "org.opencontainers.image.licenses"
 
 T = TypeVar("T")
-
-# -- the operator CLI ---------------------------------------------------------------------------
-
-# Runs operator commands one after another in one interpreter (one start-up instead of one per
-# command). argv: data dir, JSON list of argument lists. Prints a JSON list of the outputs.
-_BATCH = """
-import contextlib, io, json, sys
-from cargobay.cli import cli
-outputs = []
-for args in json.loads(sys.argv[2]):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = cli([*args, "--data-dir", sys.argv[1]], standalone_mode=False)
-    if code:
-        sys.exit(f"cargobay {' '.join(args)} exited {code}: {buf.getvalue()}")
-    outputs.append(buf.getvalue().strip())
-print(json.dumps(outputs))
-"""
-
-
-def operator(server: Any, commands: Sequence[Sequence[str]]) -> list[str]:
-    """Run ``cargobay ARGS --data-dir D`` for each command, in order, in one process with the
-    server's settings; returns each command's stdout, stripped. Fails on the first error."""
-    done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            _BATCH,
-            str(server.data_dir),
-            json.dumps([list(c) for c in commands]),
-        ],
-        env={**os.environ, **server.env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    if done.returncode != 0:
-        raise AssertionError(f"operator CLI failed: {done.stdout}\n{done.stderr[-3000:]}")
-    outputs: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-    return outputs
-
-
-class Provision:
-    """Collects operator commands, runs them in one process; ``token(...)`` commands return a
-    key under which the printed token is found afterwards."""
-
-    def __init__(self) -> None:
-        self.commands: list[list[str]] = []
-        self.token_keys: dict[str, int] = {}
-
-    def add(self, *args: str) -> Provision:
-        self.commands.append(list(args))
-        return self
-
-    def pat(self, key: str, user: str, scopes: str) -> Provision:
-        self.token_keys[key] = len(self.commands)
-        return self.add("token", "create", "--user", user, "--scopes", scopes)
-
-    def workflow(self, key: str, repository: str, permission: str = "write") -> Provision:
-        self.token_keys[key] = len(self.commands)
-        return self.add("token", "workflow", "--repository", repository, "--permission", permission)
-
-    def run(self, server: Any) -> dict[str, str]:
-        outputs = operator(server, self.commands)
-        tokens = {key: outputs[i] for key, i in self.token_keys.items()}
-        for key, token in tokens.items():
-            assert token.startswith(("cbp_", "cbw_")), (key, token)
-        return tokens
-
 
 # -- describing responses -----------------------------------------------------------------------
 
@@ -212,68 +139,22 @@ def query_of(url: str) -> dict[str, str]:
 # -- a tiny OCI pusher --------------------------------------------------------------------------
 
 
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def encode(document: Mapping[str, Any]) -> bytes:
-    return json.dumps(document, indent=2).encode()
-
-
-@dataclass(frozen=True)
-class Pushed:
-    """A manifest as pushed: its digest, exact bytes and media type."""
-
-    digest: str
-    body: bytes
-    media_type: str
-
-    def descriptor(self, **extra: Any) -> dict[str, Any]:
-        return {
-            "mediaType": self.media_type,
-            "digest": self.digest,
-            "size": len(self.body),
-            **extra,
-        }
-
-
-class Pusher:
-    """Pushes to ``/v2`` with one token (``Authorization: Bearer <token>``)."""
+class Pusher(Oci):
+    """Pushes to ``/v2`` with one token (``Authorization: Bearer <token>``): the kit's client
+    with the shapes the REST tests need (labelled images, referrers, attestations, indexes)."""
 
     def __init__(self, base_url: str, token: str) -> None:
-        self.http = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {token}"}, timeout=30.0
-        )
-
-    def close(self) -> None:
-        self.http.close()
+        headers = {"Authorization": f"Bearer {token}"}
+        super().__init__(httpx.Client(base_url=base_url, headers=headers, timeout=30.0))
 
     def blob(self, name: str, data: bytes) -> dict[str, Any]:
-        """A monolithic upload (``POST ?digest=``); returns the blob's descriptor fields."""
-        digest = digest_of(data)
-        resp = self.http.post(
-            f"/v2/{name}/blobs/uploads/",
-            params={"digest": digest},
-            content=data,
-            headers={"Content-Type": "application/octet-stream"},
-        )
-        assert resp.status_code == 201, describe(resp)
-        return {"digest": digest, "size": len(data)}
+        """A monolithic upload; returns the blob's descriptor fields."""
+        return {"digest": self.push_blob(name, data), "size": len(data)}
 
     def manifest(
         self, name: str, document: Mapping[str, Any], reference: str | None = None
     ) -> Pushed:
-        body = encode(document)
-        media_type = str(document["mediaType"])
-        digest = digest_of(body)
-        resp = self.http.put(
-            f"/v2/{name}/manifests/{reference or digest}",
-            content=body,
-            headers={"Content-Type": media_type},
-        )
-        assert resp.status_code == 201, describe(resp)
-        assert resp.headers.get("docker-content-digest") == digest, describe(resp)
-        return Pushed(digest, body, media_type)
+        return self.push_manifest(name, reference, encode(document), str(document["mediaType"]))
 
     def image(
         self,
@@ -289,28 +170,14 @@ class Pusher:
         """An image: a config (with ``labels`` and ``platform``, default linux/amd64; ``{}``
         for a config that declares none), one random layer, a manifest with ``annotations``
         (and a ``subject``: a referrer). Pushed under ``tag``, else by digest."""
-        config_doc: dict[str, Any] = dict(
-            {"architecture": "amd64", "os": "linux"} if platform is None else platform
+        built = image(
+            platform=platform,
+            labels=labels,
+            annotations=annotations,
+            artifact_type=artifact_type,
+            subject=Image(subject.body, subject.media_type) if subject else None,
         )
-        config_doc["rootfs"] = {"type": "layers", "diff_ids": []}
-        config_doc["config"] = {"Labels": {"nonce": os.urandom(8).hex(), **(labels or {})}}
-        config = json.dumps(config_doc).encode()
-        layer = os.urandom(64)
-        config_desc = {"mediaType": OCI_CONFIG, **self.blob(name, config)}
-        layer_desc = {"mediaType": OCI_LAYER, **self.blob(name, layer)}
-        document: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": OCI_MANIFEST,
-            "config": config_desc,
-            "layers": [layer_desc],
-        }
-        if artifact_type:
-            document["artifactType"] = artifact_type
-        if annotations:
-            document["annotations"] = dict(annotations)
-        if subject is not None:
-            document["subject"] = subject.descriptor()
-        return self.manifest(name, document, tag)
+        return self.push_image(name, tag, built)
 
     def referrer(
         self, name: str, subject: Pushed, annotations: Mapping[str, str] | None = None
@@ -361,20 +228,8 @@ class Pusher:
         annotations: Mapping[str, str] | None = None,
     ) -> Pushed:
         """An OCI index over ``children`` (descriptors: see :func:`child_entry`)."""
-        document: dict[str, Any] = {
-            "schemaVersion": 2,
-            "mediaType": OCI_INDEX,
-            "manifests": list(children),
-        }
-        if annotations:
-            document["annotations"] = dict(annotations)
-        return self.manifest(name, document, tag)
-
-    def get_manifest(self, name: str, reference: str) -> httpx.Response:
-        return self.http.get(f"/v2/{name}/manifests/{reference}", headers={"Accept": ACCEPT})
-
-    def head_manifest(self, name: str, reference: str) -> httpx.Response:
-        return self.http.head(f"/v2/{name}/manifests/{reference}", headers={"Accept": ACCEPT})
+        built = index(children, annotations=annotations)
+        return self.push_manifest(name, tag, built.manifest, built.media_type)
 
 
 def child_entry(

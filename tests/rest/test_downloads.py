@@ -14,7 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from resttest import Provision, Pushed, Pusher, Rest, child_entry, describe, package_path, poll
+from kit import Operator
+from resttest import Pushed, Pusher, Rest, child_entry, describe, package_path, poll
 
 ORG = "dl"
 
@@ -55,11 +56,11 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(server: Any, rest: Rest) -> Iterator[World]:
-    setup = Provision()
+    setup = Operator()
     setup.add("user", "create", "dora")
     setup.add("org", "create", ORG, "--owner", "dora")
     setup.pat("dora", "dora", "write:packages")
-    tokens = setup.run(server)
+    tokens = setup.run(server).tokens
     pusher = Pusher(server.url, tokens["dora"])
     yield World(rest, tokens["dora"], pusher)
     pusher.close()

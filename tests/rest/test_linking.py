@@ -19,7 +19,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
-from resttest import ACCEPT, SOURCE, Provision, Pushed, Pusher, Rest, describe, package_path
+from kit import Operator
+from resttest import ACCEPT, SOURCE, Pushed, Pusher, Rest, describe, package_path
 
 NOT_FOUND = "Package not found."
 
@@ -45,7 +46,7 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(server: Any, rest: Rest) -> Iterator[World]:
-    setup = Provision()
+    setup = Operator()
     for user in ("lena", "uwe", "cole"):
         setup.add("user", "create", user)
     for org in ("lnk", "noinh", "far"):
@@ -58,7 +59,7 @@ def world(server: Any, rest: Rest) -> Iterator[World]:
     setup.pat("lena", "lena", "write:packages")
     setup.pat("uwe", "uwe", "write:packages")
     setup.pat("cole", "cole", "read:packages")
-    tokens = setup.run(server)
+    tokens = setup.run(server).tokens
     pushers = [Pusher(server.url, tokens[who]) for who in ("lena", "uwe", "cole")]
     yield World(rest, server.url, tokens, *pushers)
     for pusher in pushers:

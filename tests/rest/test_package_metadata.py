@@ -13,11 +13,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kit import Operator
 from resttest import (
     DESCRIPTION,
     LICENSES,
     SOURCE,
-    Provision,
     Pushed,
     Pusher,
     Rest,
@@ -50,11 +50,11 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(server: Any, rest: Rest) -> Iterator[World]:
-    setup = Provision()
+    setup = Operator()
     setup.add("user", "create", "mia")
     setup.add("org", "create", ORG, "--owner", "mia")
     setup.pat("mia", "mia", "write:packages,delete:packages")
-    tokens = setup.run(server)
+    tokens = setup.run(server).tokens
     pusher = Pusher(server.url, tokens["mia"])
     yield World(rest, tokens["mia"], pusher)
     pusher.close()

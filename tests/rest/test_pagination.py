@@ -16,7 +16,8 @@ from typing import Any
 
 import httpx
 import pytest
-from resttest import Provision, Pusher, Rest, describe, links, package_path, query_of
+from kit import Operator
+from resttest import Pusher, Rest, describe, links, package_path, query_of
 
 ORG = "pg"
 NAMES = [f"a-{i}" for i in range(1, 8)]
@@ -38,12 +39,12 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(server: Any, rest: Rest) -> Iterator[World]:
-    setup = Provision()
+    setup = Operator()
     setup.add("user", "create", "olga").add("user", "create", "otto")
     setup.add("org", "create", ORG, "--owner", "olga")
     setup.pat("olga", "olga", "write:packages")
     setup.pat("otto", "otto", "read:packages")
-    tokens = setup.run(server)
+    tokens = setup.run(server).tokens
     pusher = Pusher(server.url, tokens["olga"])
     try:
         for name in NAMES:
@@ -51,7 +52,7 @@ def world(server: Any, rest: Rest) -> Iterator[World]:
         pushed = [pusher.image(f"{ORG}/many", f"v{i}").digest for i in range(VERSIONS)]
     finally:
         pusher.close()
-    more = Provision()
+    more = Operator()
     for name in PUBLIC:
         more.add("package", "set-visibility", f"{ORG}/{name}", "public")
     more.run(server)

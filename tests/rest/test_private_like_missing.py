@@ -8,7 +8,8 @@ import uuid
 from typing import Any
 
 import httpx
-from resttest import Provision, Pusher, Rest, describe, package_path
+from kit import Operator
+from resttest import Pusher, Rest, describe, package_path
 
 
 def _shape(resp: httpx.Response) -> tuple[int, dict[str, Any]]:
@@ -20,7 +21,7 @@ def _shape(resp: httpx.Response) -> tuple[int, dict[str, Any]]:
 def test_private_answers_like_missing(server: Any, rest: Rest) -> None:
     owner, outsider = f"pl-{uuid.uuid4().hex[:8]}", f"po-{uuid.uuid4().hex[:8]}"
     tokens = (
-        Provision()
+        Operator()
         .add("user", "create", owner)
         .pat("owner", owner, "read:packages,write:packages")
         .add("user", "create", outsider)

@@ -20,7 +20,8 @@ from typing import Any
 
 import httpx
 import pytest
-from resttest import Provision, Pusher, Rest, describe, package_path
+from kit import Operator
+from resttest import Pusher, Rest, describe, package_path
 
 ORG = "acme"
 PACKAGES = ("secret", "inner", "open")
@@ -68,7 +69,7 @@ class World:
 @pytest.fixture(scope="module")
 def world(server: Any, rest: Rest) -> Iterator[World]:
     users = ("alice", "bob", "carol", "dave", "erin", "frank", "sam", "rita", "ursula")
-    setup = Provision()
+    setup = Operator()
     for user in users:
         setup.add("user", "create", user)
     setup.add("org", "create", ORG, "--owner", "alice")
@@ -88,7 +89,7 @@ def world(server: Any, rest: Rest) -> Iterator[World]:
     setup.workflow("wf-app", f"{ORG}/app")
     setup.workflow("wf-other", f"{ORG}/other")
     setup.add("user", "suspend", "sam")
-    tokens = setup.run(server)
+    tokens = setup.run(server).tokens
     tokens["tester"] = server.token
 
     workflow = Pusher(server.url, tokens["wf-app"])
@@ -107,7 +108,7 @@ def world(server: Any, rest: Rest) -> Iterator[World]:
         for pusher in (workflow, alice, ursula):
             pusher.close()
 
-    more = Provision()
+    more = Operator()
     more.add("package", "set-visibility", f"{ORG}/inner", "internal")
     more.add("package", "set-visibility", f"{ORG}/open", "public")
     more.add("package", "set-visibility", "ursula/shared", "public")

@@ -14,7 +14,8 @@ from datetime import datetime
 from typing import Any
 
 import pytest
-from resttest import SOURCE, Provision, Pushed, Pusher, Rest, describe, package_path
+from kit import Operator
+from resttest import SOURCE, Pushed, Pusher, Rest, describe, package_path
 
 ORG = "shapes"
 PACKAGE_FIELDS = {
@@ -58,12 +59,12 @@ class World:
 
 @pytest.fixture(scope="module")
 def world(server: Any, rest: Rest) -> Iterator[World]:
-    setup = Provision()
+    setup = Operator()
     setup.add("user", "create", "uma")
     setup.add("org", "create", ORG, "--owner", "uma")
     setup.add("repo", "create", f"{ORG}/src")
     setup.pat("uma", "uma", "write:packages")
-    tokens = setup.run(server)
+    tokens = setup.run(server).tokens
     pusher = Pusher(server.url, tokens["uma"])
     try:
         web = pusher.image(f"{ORG}/web", "1.0", labels={SOURCE: f"{server.url}/{ORG}/src"})
@@ -231,7 +232,7 @@ def test_openapi_documents_the_read_endpoints(world: World) -> None:
 def test_site_admins_show_as_site_admins(server: Any, world: World) -> None:
     """``site_admin`` is true for a site administrator, as a user and as a package owner (as on
     GitHub), and false for everyone else."""
-    setup = Provision().add("user", "create", "sadie", "--admin")
+    setup = Operator().add("user", "create", "sadie", "--admin")
     tokens = setup.pat("sadie", "sadie", "write:packages").run(server)
     pusher = Pusher(server.url, tokens["sadie"])
     try:

@@ -11,14 +11,15 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from rwkit import PAT_RE, PROTECTED_DOWNLOADS, WORKFLOW_RE, World, operator_batch, world_commands
+from kit import operator_cli
+from rwkit import PAT_RE, PROTECTED_DOWNLOADS, WORKFLOW_RE, World, world_commands
 
 
 def build_world(server: Any) -> World:
     """Provision :mod:`rwkit`'s world on ``server`` with one operator-CLI process."""
     assert server.user is not None and server.token is not None
     commands = world_commands()
-    outputs = operator_batch(server.data_dir, server.env, [args for _, args in commands])
+    outputs = operator_cli(server.data_dir, server.env, [args for _, args in commands])
     secrets = {"admin": server.token}
     for (actor, _), output in zip(commands, outputs, strict=True):
         if actor is not None:

@@ -19,26 +19,21 @@ could be shadowed by one in another test folder.
 from __future__ import annotations
 
 import base64
-import hashlib
-import json
-import os
 import re
-import subprocess
-import sys
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 from urllib.parse import quote
 
 import httpx
+from kit import digest_of
+from kit import image as build_image
+from kit import index as build_index
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
-OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
-OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 ACCEPT = f"{OCI_MANIFEST}, {OCI_INDEX}"
 
 ALL_SCOPES = "read:packages,write:packages,delete:packages"
@@ -117,10 +112,6 @@ def oci_code(resp: httpx.Response) -> str | None:
 
 def basic(user: str, secret: str) -> str:
     return "Basic " + base64.b64encode(f"{user}:{secret}".encode()).decode()
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def package_path(owner: str, package_name: str, scope: str = "orgs") -> str:
@@ -252,51 +243,19 @@ class World:
 
     def push_image(self, actor: str, name: str, tag: str | None = None) -> Image:
         """Push a small unique image (config + one layer + manifest), by ``tag`` or by digest."""
-        config = json.dumps(
-            {
-                "architecture": "amd64",
-                "os": "linux",
-                "rootfs": {"type": "layers", "diff_ids": []},
-                "config": {"Labels": {"nonce": uuid.uuid4().hex}},
-            }
-        ).encode()
-        layer = os.urandom(300)
-        for data in (config, layer):
+        built = build_image(layer_size=300)
+        for data in built.blobs.values():
             self.push_blob(actor, name, data)
-        manifest = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_MANIFEST,
-                "config": {
-                    "mediaType": OCI_CONFIG,
-                    "digest": digest_of(config),
-                    "size": len(config),
-                },
-                "layers": [
-                    {"mediaType": OCI_LAYER, "digest": digest_of(layer), "size": len(layer)}
-                ],
-            },
-            indent=2,
-        ).encode()
-        digest = digest_of(manifest)
-        expect(self.put_manifest(actor, name, tag or digest, manifest), 201)
-        return Image(digest, manifest, {digest_of(config): config, digest_of(layer): layer})
+        expect(self.put_manifest(actor, name, tag or built.digest, built.manifest), 201)
+        return Image(built.digest, built.manifest, built.blobs)
 
     def push_index(
         self, actor: str, name: str, children: list[Image], tag: str | None = None
     ) -> Image:
         arches = ["amd64", "arm64", "s390x", "ppc64le"]
-        body = json.dumps(
-            {
-                "schemaVersion": 2,
-                "mediaType": OCI_INDEX,
-                "manifests": [c.descriptor(arches[i % 4]) for i, c in enumerate(children)],
-            },
-            indent=2,
-        ).encode()
-        digest = digest_of(body)
-        expect(self.put_manifest(actor, name, tag or digest, body, OCI_INDEX), 201)
-        return Image(digest, body, {})
+        built = build_index([c.descriptor(arches[i % 4]) for i, c in enumerate(children)])
+        expect(self.put_manifest(actor, name, tag or built.digest, built.manifest, OCI_INDEX), 201)
+        return Image(built.digest, built.manifest, {})
 
     def pull(self, actor: str | None, name: str, reference: str) -> httpx.Response:
         return self.client(actor).get(
@@ -361,40 +320,3 @@ def world_commands() -> list[tuple[str | None, list[str]]]:
     for actor, repository in WORKFLOWS.items():
         commands.append((actor, ["token", "workflow", "--repository", repository]))
     return commands
-
-
-# Runs operator commands one after another in one interpreter (one start-up instead of one per
-# command). argv: data dir, JSON list of argument lists. Prints one JSON line: for each command
-# its exit code and output.
-_BATCH = """
-import contextlib, io, json, sys
-from cargobay.cli import cli
-results = []
-for args in json.loads(sys.argv[2]):
-    out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(out):
-        try:
-            code = cli([*args, "--data-dir", sys.argv[1]], standalone_mode=False) or 0
-        except SystemExit as exc:
-            code = exc.code if isinstance(exc.code, int) else 1
-    results.append({"code": code, "output": out.getvalue().strip()})
-print(json.dumps(results))
-"""
-
-
-def operator_batch(data_dir: Path, env: dict[str, str], commands: list[list[str]]) -> list[str]:
-    """Run operator commands on ``data_dir`` in one process; each must succeed. Returns each
-    command's output."""
-    done = subprocess.run(
-        [sys.executable, "-c", _BATCH, str(data_dir), json.dumps(commands)],
-        env={**os.environ, **env},
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
-    assert done.returncode == 0 and done.stdout.strip(), done.stderr[-2000:]
-    results = json.loads(done.stdout.strip().splitlines()[-1])
-    for args, result in zip(commands, results, strict=True):
-        assert result["code"] == 0, f"cargobay {' '.join(args)}: {result['output']}"
-    return [str(r["output"]) for r in results]

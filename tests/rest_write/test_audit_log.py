@@ -9,7 +9,8 @@ import json
 from typing import Any
 
 import httpx
-from rwkit import ORG, OWNER, Pkg, World, basic, describe, expect, operator_batch, unique
+from kit import operator_cli
+from rwkit import ORG, OWNER, Pkg, World, basic, describe, expect, unique
 
 LOG = f"/api/v3/orgs/{ORG}/audit-log"
 
@@ -163,7 +164,7 @@ def test_filters_and_bad_searches(world: World) -> None:
 def test_the_operator_exports_the_log(world: World, world_server: Any) -> None:
     pkg = Pkg(ORG, unique("exported"))
     image = world.push_image("owner", pkg.full, "v1")
-    (out, older) = operator_batch(
+    (out, older) = operator_cli(
         world_server.data_dir,
         world_server.env,
         [

@@ -1,8 +1,8 @@
 """Fixtures for the scale tests: cargobay scaled out for real, as docs/deployment.md describes it.
 
 * ``make_replicas(count=3, database_url=None, **settings)`` (module scope): a fresh PostgreSQL
-  database on the machine's server (``CARGOBAY_TEST_POSTGRES_URL``, default
-  ``postgresql://postgres@127.0.0.1:5432/postgres``) unless ``database_url`` names one, a fresh
+  database on the machine's server (``CARGOBAY_TEST_POSTGRES_URL``, default the local
+  server as user postgres: see ``kit.postgres``) unless ``database_url`` names one, a fresh
   bucket on the session's S3 (``s3_service``), one shared token key file and registry-token
   service name (``cargobay-scale``), ``cargobay migrate``
   once, then ``count`` replicas started at once (each with a data directory of its own that
@@ -28,7 +28,11 @@ import pytest
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
 from clients import Clients, make_clients
-from scalekit import RadosGateway, ReplicaSet, find_radosgw, fresh_database, shared_conftest
+from kit import ALL_SCOPES, TEST_USER, operator_cli
+from kit.postgres import fresh_database
+from kit.s3 import new_bucket_name
+from kit.server import SERVER_LOGS, free_port, remember_secret
+from scalekit import RadosGateway, ReplicaSet, find_radosgw
 
 MakeReplicas = Callable[..., ReplicaSet]
 
@@ -39,15 +43,14 @@ def make_replicas(
     s3_service: Any,
     tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[MakeReplicas]:
-    shared = shared_conftest(request.config)
     sets: list[ReplicaSet] = []
     buckets: list[str] = []
     with contextlib.ExitStack() as cleanup:
 
         def make(count: int = 3, database_url: str | None = None, **settings: Any) -> ReplicaSet:
             if database_url is None:
-                database_url = cleanup.enter_context(fresh_database())
-            bucket = shared.new_bucket_name()
+                database_url = cleanup.enter_context(fresh_database("cargobay_scale"))
+            bucket = new_bucket_name()
             buckets.append(bucket)
             root = tmp_path_factory.mktemp("replicas")
             key_file = root / "registry-token.key"
@@ -67,10 +70,10 @@ def make_replicas(
             )
             sets.append(replica_set)
             replica_set.migrate()
-            replica_set.add(count, shared.free_port)
-            replica_set.provision(shared.operator_cli, shared.TEST_USER, shared.ALL_SCOPES)
+            replica_set.add(count, free_port)
+            replica_set.provision(operator_cli, TEST_USER, ALL_SCOPES)
             # Checked for in every server log at the end of the session.
-            shared.remember_secret(replica_set.token, replica_set.user)
+            remember_secret(replica_set.token, replica_set.user)
             return replica_set
 
         try:
@@ -79,7 +82,7 @@ def make_replicas(
             for replica_set in sets:
                 replica_set.stop()
                 # Grepped for secrets at the end of the session, as every server's log.
-                shared.SERVER_LOGS.update(replica.log_path for replica in replica_set.replicas)
+                SERVER_LOGS.update(replica.log_path for replica in replica_set.replicas)
             for bucket in buckets:
                 with contextlib.suppress(Exception):
                     s3_service.remove_bucket(bucket)

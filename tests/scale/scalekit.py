@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import contextlib
 import gzip
-import hashlib
 import io
 import json
 import os
@@ -20,17 +19,15 @@ import sys
 import tarfile
 import tempfile
 import time
-import uuid
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import httpx
 import pytest
-import sqlalchemy as sa
+from kit import digest_of, explain
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "e2e"))
 
@@ -44,29 +41,7 @@ OCI_CONFIG = "application/vnd.oci.image.config.v1+json"
 OCI_LAYER = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCTET = {"Content-Type": "application/octet-stream"}
 
-POSTGRES_URL = os.environ.get(
-    "CARGOBAY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
-)
 PG_BIN = Path(os.environ.get("CARGOBAY_TEST_PG_BIN", "/usr/lib/postgresql/15/bin"))
-
-
-def shared_conftest(config: pytest.Config) -> ModuleType:
-    """The loaded ``tests/conftest.py`` (not importable by name: the tests are no package)."""
-    path = (Path(__file__).parent.parent / "conftest.py").resolve()
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
-            return plugin
-    raise RuntimeError(f"{path} is not loaded as a conftest")
-
-
-def sha256_digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
-def explain(r: httpx.Response) -> str:
-    head = f"{r.request.method} {r.request.url} -> {r.status_code} {dict(r.headers)}"
-    return f"{head}\n{r.text[:2000]}"
 
 
 def path_of(location: str) -> str:
@@ -254,34 +229,6 @@ class ReplicaSet:
 # -- PostgreSQL ----------------------------------------------------------------------------------
 
 
-def _admin_engine() -> sa.Engine | None:
-    url = "postgresql+psycopg://" + POSTGRES_URL.split("://", 1)[1]
-    try:
-        engine = sa.create_engine(url, isolation_level="AUTOCOMMIT")
-        with engine.connect() as connection:
-            connection.exec_driver_sql("SELECT 1")
-        return engine
-    except Exception:
-        return None
-
-
-@contextlib.contextmanager
-def fresh_database() -> Iterator[str]:
-    """A new database on the machine's PostgreSQL; its URL; dropped afterwards."""
-    admin = _admin_engine()
-    if admin is None:
-        pytest.skip(f"PostgreSQL not reachable at {POSTGRES_URL} (set CARGOBAY_TEST_POSTGRES_URL)")
-    name = f"cargobay_scale_{uuid.uuid4().hex[:12]}"
-    with admin.connect() as connection:
-        connection.exec_driver_sql(f'CREATE DATABASE "{name}"')
-    try:
-        yield POSTGRES_URL.rsplit("/", 1)[0] + "/" + name
-    finally:
-        with admin.connect() as connection:
-            connection.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        admin.dispose()
-
-
 class PrivatePostgres:
     """A PostgreSQL server of its own (``initdb`` + ``pg_ctl``), to stop and start at will.
 
@@ -427,7 +374,7 @@ def tar_layer(files: dict[str, bytes]) -> tuple[bytes, str]:
             info.size = len(data)
             info.mode = 0o644
             tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(out.getvalue(), compresslevel=1, mtime=0), sha256_digest(out.getvalue())
+    return gzip.compress(out.getvalue(), compresslevel=1, mtime=0), digest_of(out.getvalue())
 
 
 @dataclass(frozen=True)
@@ -441,7 +388,7 @@ class Image:
 
     @property
     def digest(self) -> str:
-        return sha256_digest(self.manifest)
+        return digest_of(self.manifest)
 
     @property
     def layers(self) -> list[str]:
@@ -457,8 +404,8 @@ def build_layout(layout: Path, tag: str, layer_sizes: Sequence[int]) -> Image:
     for i, size in enumerate(layer_sizes):
         data, diff_id = tar_layer({f"layer{i}/random.bin": secrets.token_bytes(size)})
         diff_ids.append(diff_id)
-        blobs[sha256_digest(data)] = data
-        layers.append({"mediaType": OCI_LAYER, "digest": sha256_digest(data), "size": len(data)})
+        blobs[digest_of(data)] = data
+        layers.append({"mediaType": OCI_LAYER, "digest": digest_of(data), "size": len(data)})
     config = json.dumps(
         {
             "architecture": "amd64",
@@ -467,14 +414,14 @@ def build_layout(layout: Path, tag: str, layer_sizes: Sequence[int]) -> Image:
             "rootfs": {"type": "layers", "diff_ids": diff_ids},
         }
     ).encode()
-    blobs[sha256_digest(config)] = config
+    blobs[digest_of(config)] = config
     manifest = json.dumps(
         {
             "schemaVersion": 2,
             "mediaType": OCI_MANIFEST,
             "config": {
                 "mediaType": OCI_CONFIG,
-                "digest": sha256_digest(config),
+                "digest": digest_of(config),
                 "size": len(config),
             },
             "layers": layers,
@@ -482,11 +429,11 @@ def build_layout(layout: Path, tag: str, layer_sizes: Sequence[int]) -> Image:
     ).encode()
     (layout / "blobs" / "sha256").mkdir(parents=True, exist_ok=True)
     for data in [*blobs.values(), manifest]:
-        (layout / "blobs" / "sha256" / sha256_digest(data).split(":")[1]).write_bytes(data)
+        (layout / "blobs" / "sha256" / digest_of(data).split(":")[1]).write_bytes(data)
     (layout / "oci-layout").write_text('{"imageLayoutVersion": "1.0.0"}')
     descriptor = {
         "mediaType": OCI_MANIFEST,
-        "digest": sha256_digest(manifest),
+        "digest": digest_of(manifest),
         "size": len(manifest),
         "annotations": {"org.opencontainers.image.ref.name": tag},
     }
@@ -511,7 +458,7 @@ def small_manifest(
 
 def upload_monolithic(http: httpx.Client, repo: str, data: bytes) -> str:
     """POST + PUT ``?digest=`` with the whole body; returns the digest."""
-    digest = sha256_digest(data)
+    digest = digest_of(data)
     r = http.post(f"/v2/{repo}/blobs/uploads/")
     assert r.status_code == 202, explain(r)
     r = http.put(

@@ -7,7 +7,6 @@ immediate`` (a crash) and started again on the same port."""
 from __future__ import annotations
 
 import base64
-import hashlib
 import secrets
 import threading
 import time
@@ -19,6 +18,8 @@ import httpx
 import pytest
 from clients import Clients
 from images import PulledDir, assert_same_image
+from kit import digest_of, explain
+from kit.server import free_port
 from scalekit import (
     MIB,
     NAMESPACE,
@@ -27,12 +28,10 @@ from scalekit import (
     PrivatePostgres,
     ReplicaSet,
     build_layout,
-    explain,
     fetch_blob,
     patch,
     path_of,
     raw_request_then_another,
-    shared_conftest,
     sign_in,
     upload_monolithic,
     upload_status,
@@ -48,7 +47,7 @@ BOUNDED = 30.0
 def postgres(request: pytest.FixtureRequest) -> Iterator[PrivatePostgres]:
     server = PrivatePostgres()
     try:
-        server.start(shared_conftest(request.config).free_port())
+        server.start(free_port())
         yield server
     finally:
         server.remove()
@@ -250,7 +249,7 @@ def test_database_down_under_a_streamed_patch(
         assert first <= offset <= sent, f"offset {offset}, acknowledged {first}, sent {sent}"
         location = patch(http, location, data[offset:], offset) if offset < len(data) else location
     with replicas[2].http() as http:
-        digest = "sha256:" + hashlib.sha256(data).hexdigest()
+        digest = digest_of(data)
         r = http.put(httpx.URL(path_of(location)).copy_merge_params({"digest": digest}))
         assert r.status_code == 201, explain(r)
         assert fetch_blob(http, repo, digest) == data

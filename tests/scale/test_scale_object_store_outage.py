@@ -22,6 +22,7 @@ import httpx
 import pytest
 from clients import Clients
 from images import PulledDir, assert_same_image
+from kit import digest_of, explain
 from scalekit import (
     MIB,
     NAMESPACE,
@@ -31,11 +32,9 @@ from scalekit import (
     RadosGateway,
     ReplicaSet,
     build_layout,
-    explain,
     fetch_blob,
     patch,
     path_of,
-    sha256_digest,
     sign_in,
     upload_monolithic,
     upload_status,
@@ -177,11 +176,9 @@ def test_paused_object_store_is_a_prompt_503(
         assert offset in (6 * MIB, len(data)), offset
         if offset < len(data):
             location = patch(http, location, data[offset:], offset)
-        r = http.put(
-            httpx.URL(path_of(location)).copy_merge_params({"digest": sha256_digest(data)})
-        )
+        r = http.put(httpx.URL(path_of(location)).copy_merge_params({"digest": digest_of(data)}))
         assert r.status_code == 201, explain(r)
-        assert fetch_blob(http, repo, sha256_digest(data)) == data
+        assert fetch_blob(http, repo, digest_of(data)) == data
 
 
 def test_object_store_down_mid_push_then_recovers(
@@ -334,8 +331,6 @@ def test_object_store_killed_under_a_streamed_patch(
         assert first <= offset <= sent, f"offset {offset}, acknowledged {first}, sent {sent}"
         location = patch(http, location, data[offset:], offset)
     with replicas[2].http() as http:
-        r = http.put(
-            httpx.URL(path_of(location)).copy_merge_params({"digest": sha256_digest(data)})
-        )
+        r = http.put(httpx.URL(path_of(location)).copy_merge_params({"digest": digest_of(data)}))
         assert r.status_code == 201, explain(r)
-        assert fetch_blob(http, repo, sha256_digest(data)) == data
+        assert fetch_blob(http, repo, digest_of(data)) == data

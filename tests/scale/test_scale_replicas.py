@@ -19,6 +19,7 @@ import httpx
 import pytest
 from clients import Clients
 from images import PulledDir, assert_same_image
+from kit import digest_of, explain
 from scalekit import (
     MIB,
     NAMESPACE,
@@ -26,12 +27,10 @@ from scalekit import (
     OCTET,
     ReplicaSet,
     build_layout,
-    explain,
     fetch_blob,
     parallel,
     patch,
     path_of,
-    sha256_digest,
     sign_in,
     small_manifest,
     upload_monolithic,
@@ -155,7 +154,7 @@ def test_chunked_upload_hopping_between_replicas(replicas: ReplicaSet, repo: str
     each on the next replica, the status read on yet another, the PUT on a fourth."""
     sizes = [6 * MIB, 1 * MIB, 7 * MIB, 5 * MIB, MIB // 2, 9 * MIB, 1]
     data = secrets.token_bytes(sum(sizes))
-    digest = sha256_digest(data)
+    digest = digest_of(data)
     clients = [replica.http() for replica in replicas]
     try:
         r = clients[0].post(f"/v2/{repo}/blobs/uploads/")
@@ -202,15 +201,15 @@ def test_kill_replica_between_chunks_then_finish_on_another(
             assert offset == 9 * MIB
             location = patch(http, location, data[offset:], offset)
             r = http.put(
-                httpx.URL(path_of(location)).copy_merge_params({"digest": sha256_digest(data)})
+                httpx.URL(path_of(location)).copy_merge_params({"digest": digest_of(data)})
             )
             assert r.status_code == 201, explain(r)
         with replicas[2].http() as http:
-            assert fetch_blob(http, repo, sha256_digest(data)) == data
+            assert fetch_blob(http, repo, digest_of(data)) == data
     finally:
         replicas.restart(0)
     with replicas[0].http() as http:
-        assert fetch_blob(http, repo, sha256_digest(data)) == data
+        assert fetch_blob(http, repo, digest_of(data)) == data
 
 
 def test_kill_replica_during_streamed_patch_then_finish_on_another(
@@ -267,14 +266,14 @@ def test_kill_replica_during_streamed_patch_then_finish_on_another(
             offset += 3 * MIB
             location = patch(http, location, data[offset:], offset)
             r = http.put(
-                httpx.URL(path_of(location)).copy_merge_params({"digest": sha256_digest(data)})
+                httpx.URL(path_of(location)).copy_merge_params({"digest": digest_of(data)})
             )
             assert r.status_code == 201, explain(r)
-            assert fetch_blob(http, repo, sha256_digest(data)) == data
+            assert fetch_blob(http, repo, digest_of(data)) == data
     finally:
         replicas.restart(1)
     with replicas[1].http() as http:
-        assert fetch_blob(http, repo, sha256_digest(data)) == data
+        assert fetch_blob(http, repo, digest_of(data)) == data
 
 
 def _base_blobs(http: httpx.Client, repo: str) -> tuple[str, int, tuple[str, int]]:
@@ -306,7 +305,7 @@ def test_racing_pushes_to_one_tag_agree_everywhere(replicas: ReplicaSet, repo: s
             )
             statuses.append(r.status_code)
             assert r.status_code == 201, explain(r)
-            assert r.headers["docker-content-digest"] == sha256_digest(body)
+            assert r.headers["docker-content-digest"] == digest_of(body)
 
         for i in range(rounds):
             for tag in ("race", f"new-{i}"):
@@ -321,12 +320,12 @@ def test_racing_pushes_to_one_tag_agree_everywhere(replicas: ReplicaSet, repo: s
                         partial(push, clients[b], tag, bodies[1]),
                     ]
                 )
-                pushed[tag] = {sha256_digest(body) for body in bodies}
+                pushed[tag] = {digest_of(body) for body in bodies}
                 answers = set()
                 for http in clients:
                     r = http.get(f"/v2/{repo}/manifests/{tag}", headers={"Accept": OCI_MANIFEST})
                     assert r.status_code == 200, explain(r)
-                    assert sha256_digest(r.content) == r.headers["docker-content-digest"]
+                    assert digest_of(r.content) == r.headers["docker-content-digest"]
                     answers.add(r.headers["docker-content-digest"])
                 assert len(answers) == 1, f"round {i}, tag {tag}: replicas disagree: {answers}"
                 assert answers <= pushed[tag], f"round {i}, tag {tag}: {answers} was not pushed"
@@ -358,7 +357,7 @@ def test_racing_first_pushes_to_a_new_package(replicas: ReplicaSet, repo: str) -
                     headers={"Content-Type": OCI_MANIFEST},
                 )
                 assert r.status_code == 201, explain(r)
-                return sha256_digest(body)
+                return digest_of(body)
 
         digests = parallel([partial(push, i % 3, "a"), partial(push, (i + 1) % 3, "b")])
         for replica in replicas:
@@ -379,7 +378,7 @@ def test_tag_writes_are_read_at_once_on_other_replicas(replicas: ReplicaSet, rep
         for i in range(40):
             writer, reader, lister = clients[i % 3], clients[(i + 1) % 3], clients[(i + 2) % 3]
             body = small_manifest(config, config_size, layer, f"ryw-{i}")
-            digest = sha256_digest(body)
+            digest = digest_of(body)
             for tag in ("moving", f"t{i}"):
                 r = writer.put(
                     f"/v2/{repo}/manifests/{tag}",
@@ -393,7 +392,7 @@ def test_tag_writes_are_read_at_once_on_other_replicas(replicas: ReplicaSet, rep
                 assert r.content == body
             assert f"t{i}" in list_tags(lister, repo), f"round {i}: t{i} not listed"
             if i % 5 == 4:  # delete the version behind t{i-1}: gone everywhere at once
-                old = sha256_digest(small_manifest(config, config_size, layer, f"ryw-{i - 1}"))
+                old = digest_of(small_manifest(config, config_size, layer, f"ryw-{i - 1}"))
                 r = writer.delete(f"/v2/{repo}/manifests/{old}")
                 assert r.status_code == 202, explain(r)
                 for http in (reader, lister):

@@ -7,11 +7,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from kit import operator_cli
 from oidc_issuer import Issuer
 from trustkit import ORG, REFRESH, REPOSITORIES, Trust
 
@@ -19,7 +18,7 @@ ON_REFERENCE = os.environ.get("CARGOBAY_TEST_TARGET", "cargobay") == "reference"
 
 
 @pytest.fixture(scope="session")
-def trust(server_factory: Any, pytestconfig: pytest.Config) -> Iterator[Trust]:
+def trust(server_factory: Any) -> Iterator[Trust]:
     if ON_REFERENCE:
         pytest.skip("the reference registry has no accounts nor token exchange")
     issuers = {name: Issuer.start() for name in ("listed", "other", "unlisted")}
@@ -36,19 +35,8 @@ def trust(server_factory: Any, pytestconfig: pytest.Config) -> Iterator[Trust]:
                 commands.append(
                     ["repo", "trust", "add", repository, "--issuer", issuers[issuer].url, *claims]
                 )
-        operator_cli = _shared_conftest(pytestconfig).operator_cli
         operator_cli(server.data_dir, server.env, commands)
         yield Trust(server, issuers["listed"], issuers["other"], issuers["unlisted"], operator_cli)
     finally:
         for issuer in issuers.values():
             issuer.stop()
-
-
-def _shared_conftest(config: pytest.Config) -> ModuleType:
-    """The already-loaded ``tests/conftest.py`` (not importable by name: no packages here)."""
-    path = (Path(__file__).parent.parent / "conftest.py").resolve()
-    for plugin in config.pluginmanager.get_plugins():
-        file = getattr(plugin, "__file__", None)
-        if isinstance(plugin, ModuleType) and file and Path(file).resolve() == path:
-            return plugin
-    raise RuntimeError(f"{path} is not loaded as a conftest")

@@ -8,6 +8,7 @@ from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
+from kit import digest_of
 
 from cargobay.oci.digest import Digest
 from cargobay.storage import hashing
@@ -100,7 +101,7 @@ async def test_bytes_written_after_the_last_saved_hash_state_are_hashed_on_commi
         f.write(b"world")  # data on disk, hash state still at 6
     assert await store.upload_size(upload) == 11
     await store.append(upload, chunks(b"!"), offset=11, max_size=100)
-    digest = Digest("sha256:" + hashlib.sha256(b"hello world!").hexdigest())
+    digest = Digest(digest_of(b"hello world!"))
     await store.commit(upload, digest)
     assert (
         tmp_path / "blobs" / "sha256" / digest[7:9] / digest[7:]
@@ -113,7 +114,7 @@ async def test_missing_hash_state_is_rebuilt(tmp_path: Path) -> None:
     await store.start_upload(upload)
     await store.append(upload, chunks(b"abc"), offset=0, max_size=100)
     (tmp_path / "uploads" / upload / "hashstate").unlink()
-    await store.commit(upload, Digest("sha256:" + hashlib.sha256(b"abc").hexdigest()))
+    await store.commit(upload, Digest(digest_of(b"abc")))
     assert not (tmp_path / "uploads" / upload).exists()
 
 
@@ -126,10 +127,8 @@ async def test_a_second_store_instance_continues_an_upload(tmp_path: Path) -> No
     second = FilesystemBlobStore(tmp_path)
     await second.append(upload, chunks(b"part two"), offset=10, max_size=100)
     data = b"part one, part two"
-    await second.commit(upload, Digest("sha256:" + hashlib.sha256(data).hexdigest()))
-    assert [d async for d in first.iter_digests()] == [
-        Digest("sha256:" + hashlib.sha256(data).hexdigest())
-    ]
+    await second.commit(upload, Digest(digest_of(data)))
+    assert [d async for d in first.iter_digests()] == [Digest(digest_of(data))]
 
 
 async def test_a_stalled_body_is_on_disk_within_the_idle_flush(tmp_path: Path) -> None:
@@ -154,7 +153,7 @@ async def test_a_stalled_body_is_on_disk_within_the_idle_flush(tmp_path: Path) -
         assert await store.upload_size(upload) == len(received)
         resume.set()
     assert await store.upload_size(upload) == len(received) + 4
-    digest = Digest("sha256:" + hashlib.sha256(received + b"rest").hexdigest())
+    digest = Digest(digest_of(received + b"rest"))
     assert await store.commit(upload, digest) == len(received) + 4
 
 

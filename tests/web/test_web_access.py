@@ -19,7 +19,8 @@ from urllib.parse import quote
 
 import httpx
 import pytest
-from webui import Layout, Operator, Skopeo, WebSession, hidden_field, metadata
+from kit import Operator
+from webui import Layout, Skopeo, WebSession, hidden_field, metadata
 
 ORG = "corp"
 PASSWORDS = {

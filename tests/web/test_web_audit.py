@@ -4,15 +4,14 @@ sees failed sign-ins on their account."""
 
 from __future__ import annotations
 
-import hashlib
-import json
 import re
 from collections.abc import Iterator
 from typing import Any
 
 import httpx
 import pytest
-from webui import Operator, WebSession
+from kit import Oci, Operator, image
+from webui import WebSession
 
 ORG = "audited"
 PASSWORDS = {"olga": "olga-pass-1", "rita": "rita-pass-2", "mallory": "mallory-pass-3"}
@@ -25,36 +24,9 @@ def server(server_factory: Any) -> Iterator[Any]:
     started.stop()
 
 
-def _digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def push(http: httpx.Client, name: str, tag: str, nonce: str) -> str:
-    """A tiny image (config + manifest) pushed with monolithic uploads; returns its digest."""
-    config = json.dumps({"architecture": "amd64", "os": "linux", "nonce": nonce}).encode()
-    started = http.post(f"/v2/{name}/blobs/uploads/")
-    assert started.status_code == 202, started.text
-    done = http.put(started.headers["location"], params={"digest": _digest(config)}, content=config)
-    assert done.status_code == 201, done.text
-    manifest = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": "application/vnd.oci.image.manifest.v1+json",
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": _digest(config),
-                "size": len(config),
-            },
-            "layers": [],
-        }
-    ).encode()
-    put = http.put(
-        f"/v2/{name}/manifests/{tag}",
-        content=manifest,
-        headers={"Content-Type": "application/vnd.oci.image.manifest.v1+json"},
-    )
-    assert put.status_code == 201, put.text
-    return _digest(manifest)
+    """A tiny image (config, no layer) pushed with monolithic uploads; returns its digest."""
+    return Oci(http).push_image(name, tag, image(layers=0, labels={"nonce": nonce})).digest
 
 
 @pytest.fixture(scope="module")

@@ -4,50 +4,20 @@ nothing, and someone who is not the package's admin can't touch them."""
 
 from __future__ import annotations
 
-import hashlib
-import json
-import os
 from typing import Any
 
 import httpx
-from webui import Operator, WebSession
+from kit import Oci, Operator, image
+from webui import WebSession
 
 OWNER, PASSWORD = "immy", "correct horse battery"
 OTHER, OTHER_PASSWORD = "nosy", "another long password"
 MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 
 
-def digest(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
-
-
 def push(http: httpx.Client, repo: str, tag: str) -> int:
     """A one-layer image under ``tag``; returns the manifest PUT's status."""
-    config, layer = json.dumps({"os": "linux", "n": os.urandom(4).hex()}).encode(), os.urandom(64)
-    for data in (config, layer):
-        r = http.post(f"/v2/{repo}/blobs/uploads/")
-        url = httpx.URL(r.headers["location"]).copy_merge_params({"digest": digest(data)})
-        assert http.put(url, content=data).status_code == 201
-    body = json.dumps(
-        {
-            "schemaVersion": 2,
-            "mediaType": MANIFEST,
-            "config": {
-                "mediaType": "application/vnd.oci.image.config.v1+json",
-                "digest": digest(config),
-                "size": len(config),
-            },
-            "layers": [
-                {
-                    "mediaType": "application/vnd.oci.image.layer.v1.tar",
-                    "digest": digest(layer),
-                    "size": len(layer),
-                }
-            ],
-        }
-    ).encode()
-    r = http.put(f"/v2/{repo}/manifests/{tag}", content=body, headers={"Content-Type": MANIFEST})
-    return r.status_code
+    return Oci(http).put_image(repo, tag, image()).status_code
 
 
 def test_the_settings_page_sets_immutable_tags(server: Any) -> None:

@@ -14,17 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from kit import Operator
 from playwright.sync_api import Browser, BrowserContext, Page
-from webui import (
-    Layout,
-    Operator,
-    Skopeo,
-    Watch,
-    metadata,
-    screenshot,
-    sign_in,
-    texts,
-)
+from webui import Layout, Skopeo, Watch, metadata, screenshot, sign_in, texts
 
 pytestmark = pytest.mark.incremental
 

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from kit import Operator
 from playwright.sync_api import Browser, Page, Request
-from webui import Layout, Operator, Skopeo, Watch, metadata, screenshot, sign_in
+from webui import Layout, Skopeo, Watch, metadata, screenshot, sign_in
 
 OWNER = "mal"
 PASSWORD = "mal-password-123"

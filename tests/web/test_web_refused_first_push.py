@@ -10,8 +10,10 @@ import os
 from typing import Any
 
 import httpx
-from test_web_immutable import MANIFEST, digest, push
-from webui import Operator, WebSession
+from kit import Operator, digest_of
+from kit.media import OCI_MANIFEST as MANIFEST
+from test_web_immutable import push
+from webui import WebSession
 
 OWNER, PASSWORD = "refusy", "a long enough password"
 ORG = "refusyorg"
@@ -66,7 +68,9 @@ def test_a_refused_first_push_leaves_no_package(server: Any) -> None:
 
     # Over the quota: the blob upload is refused (403 DENIED).
     big = os.urandom(4000)
-    r = registry.post(f"/v2/{ORG}/big/blobs/uploads/", params={"digest": digest(big)}, content=big)
+    r = registry.post(
+        f"/v2/{ORG}/big/blobs/uploads/", params={"digest": digest_of(big)}, content=big
+    )
     assert r.status_code == 403 and r.json()["errors"][0]["code"] == "DENIED", r.text
     assert shown(registry, web, "big") == NOWHERE
 
@@ -77,7 +81,7 @@ def test_a_refused_first_push_leaves_no_package(server: Any) -> None:
         "mediaType": MANIFEST,
         "config": {
             "mediaType": "application/vnd.oci.image.config.v1+json",
-            "digest": digest(missing),
+            "digest": digest_of(missing),
             "size": len(missing),
         },
         "layers": [],

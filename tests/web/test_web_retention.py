@@ -8,8 +8,9 @@ from __future__ import annotations
 from typing import Any
 
 import httpx
+from kit import Operator
 from test_web_immutable import push
-from webui import Operator, WebSession
+from webui import WebSession
 
 OWNER, PASSWORD = "keeper", "correct horse battery"
 OTHER, OTHER_PASSWORD = "snoop", "another long password"

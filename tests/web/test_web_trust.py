@@ -11,8 +11,9 @@ from typing import Any
 
 import httpx
 import pytest
+from kit import Operator
 from oidc_issuer import Issuer
-from webui import Operator, WebSession
+from webui import WebSession
 
 PAGE = "/acme/app/settings/trust"
 

@@ -8,8 +8,9 @@ import re
 from typing import Any
 
 import httpx
+from kit import Operator
 from test_web_immutable import push
-from webui import Operator, WebSession
+from webui import WebSession
 
 OWNER, PASSWORD = "usy", "correct horse battery"
 OTHER, OTHER_PASSWORD = "peeky", "another long password"

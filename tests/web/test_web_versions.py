@@ -13,12 +13,12 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from kit import Operator
 from playwright.sync_api import Browser, Page
 from webui import (
     OCI_LAYER_TAR,
     Descriptor,
     Layout,
-    Operator,
     Skopeo,
     Watch,
     digest_of,

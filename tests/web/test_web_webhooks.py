@@ -14,7 +14,8 @@ from typing import Any
 
 import httpx
 import pytest
-from webui import Operator, WebSession
+from kit import Operator
+from webui import WebSession
 
 PAGE = "/orgs/acme/settings/hooks"
 

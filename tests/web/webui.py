@@ -9,13 +9,11 @@ shadowed by a helper of another test folder (``tests/`` is not a package).
 
 from __future__ import annotations
 
-import hashlib
 import html
 import io
 import json
 import os
 import subprocess
-import sys
 import tarfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from kit import digest_of
 from playwright.sync_api import ConsoleMessage, Dialog, Page
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,62 +39,7 @@ LICENSES = "org.opencontainers.image.licenses"
 SOURCE = "org.opencontainers.image.source"
 REF_NAME = "org.opencontainers.image.ref.name"
 
-# -- the operator CLI ---------------------------------------------------------------------------
-
-# Runs operator commands one after another in one interpreter, stdin shared by all of them (so
-# each ``user create --password-stdin`` reads the next line). argv: data dir, JSON commands.
-_BATCH = """
-import contextlib, io, json, sys
-from cargobay.cli import cli
-outputs = []
-for args in json.loads(sys.argv[2]):
-    buf = io.StringIO()
-    with contextlib.redirect_stdout(buf):
-        code = cli([*args, "--data-dir", sys.argv[1]], standalone_mode=False)
-    if code:
-        sys.exit(f"cargobay {' '.join(args)} exited {code}: {buf.getvalue()}")
-    outputs.append(buf.getvalue().strip())
-print(json.dumps(outputs))
-"""
-
-
-@dataclass
-class Operator:
-    """Collects operator commands and runs them in one process (one CLI start-up, ~1.3 s)."""
-
-    commands: list[list[str]] = field(default_factory=list)
-    passwords: list[str] = field(default_factory=list)
-
-    def add(self, *args: str) -> Operator:
-        self.commands.append(list(args))
-        return self
-
-    def user(self, login: str, password: str) -> Operator:
-        """A user who signs in to the pages with ``password``."""
-        self.passwords.append(password)
-        return self.add("user", "create", login, "--password-stdin")
-
-    def run(self, server: Any) -> list[str]:
-        done = subprocess.run(
-            [sys.executable, "-c", _BATCH, str(server.data_dir), json.dumps(self.commands)],
-            env={**os.environ, **server.env},
-            input="".join(f"{p}\n" for p in self.passwords),
-            capture_output=True,
-            text=True,
-            timeout=120,
-            check=False,
-        )
-        if done.returncode != 0:
-            raise AssertionError(f"operator CLI failed: {done.stdout}\n{done.stderr[-3000:]}")
-        outputs: list[str] = json.loads(done.stdout.strip().splitlines()[-1])
-        return outputs
-
-
 # -- OCI image layouts, written directly --------------------------------------------------------
-
-
-def digest_of(data: bytes) -> str:
-    return "sha256:" + hashlib.sha256(data).hexdigest()
 
 
 def _json(document: Mapping[str, Any]) -> bytes:
