@@ -84,11 +84,18 @@ class UploadService:
         self.links = links
         self.max_blob_size = max_blob_size
         self.timeout = timedelta(seconds=timeout)
-        self.touch_after = self.timeout * TOUCH_SHARE
-        #: How old a session's record may be and the session still live (see TOUCH_SHARE).
-        self.idle_limit = self.timeout + self.touch_after
         #: Most open sessions per owner (None: no bound).
         self.max_sessions = max_sessions
+
+    @property
+    def touch_after(self) -> timedelta:
+        """How old a session's activity record gets before a chunk refreshes it."""
+        return self.timeout * TOUCH_SHARE
+
+    @property
+    def idle_limit(self) -> timedelta:
+        """How old a session's record may be and the session still live (see TOUCH_SHARE)."""
+        return self.timeout + self.touch_after
 
     async def start(self, repository: RepositoryName, owner: str = "") -> UploadStatus:
         """Open a session for ``owner``. Raises TooManyUploads past :attr:`max_sessions` open
